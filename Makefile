@@ -1,0 +1,53 @@
+# rfm-spark: `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= conf/local.yaml
+SNAPSHOT ?= 2026-11-23
+PYTEST_ARGS ?=
+
+.PHONY: help install run test test-fast lint format typecheck package bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is needed, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## Build .venv with the package and its dev tools
+
+run: install ## Generate demo data and segment it end to end in Spark local mode
+	$(BIN)/rfm-spark generate --config $(CONFIG)
+	$(BIN)/rfm-spark segment --config $(CONFIG) --snapshot-date $(SNAPSHOT)
+
+test: install ## Run the whole test suite (slow end-to-end tests included)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: install ## Run the tests without the slow end-to-end ones
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: install ## ruff lint + format check, mypy on the package
+	$(BIN)/ruff check rfm_spark jobs tests benchmarks
+	$(BIN)/ruff format --check rfm_spark jobs tests benchmarks
+	$(BIN)/mypy
+
+format: install ## Format and auto-fix with ruff
+	$(BIN)/ruff format rfm_spark jobs tests benchmarks
+	$(BIN)/ruff check --fix rfm_spark jobs tests benchmarks
+
+package: install ## Build the wheel and dist/rfm_spark.zip for spark-submit --py-files
+	rm -rf dist build
+	$(BIN)/python -m build --wheel --outdir dist . >/dev/null
+	$(BIN)/python -c "import shutil; shutil.make_archive('dist/rfm_spark', 'zip', '.', 'rfm_spark')"
+	@ls -l dist
+
+clean: ## Remove the venv, build output, demo data and the local warehouse
+	rm -rf $(VENV) dist build *.egg-info data warehouse spark-warehouse metastore_db derby.log .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,14 @@
+"""spark-submit entry point for ``rfm-spark generate`` (benchmark and demo data at any size).
+
+    spark-submit --py-files dist/rfm_spark.zip jobs/generate.py \\
+        --out s3://bucket/rfm-demo --customers 10000000 --days 730
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rfm_spark.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["generate", *sys.argv[1:]]))

@@ -1,0 +1,264 @@
+"""Typed, frozen configuration loaded from YAML.
+
+``yaml.safe_load`` -> :class:`Config` (pydantic models that forbid unknown keys). Library code
+receives these objects, never raw dicts. Every validation error names the key and says how to
+fix it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rfm_spark.errors import ConfigError
+
+ScoringMethod = Literal["ntile", "quantile", "thresholds"]
+InputFormat = Literal["parquet", "csv", "delta", "table"]
+Backend = Literal["auto", "spark", "delta-rs"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SparkSettings(_Model):
+    """How the SparkSession is built.
+
+    ``master`` is only used when no master is set already (spark-submit sets one); leave it null
+    on a cluster.
+    """
+
+    master: str | None = None
+    app_name: str = "rfm-spark"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _stringify(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): str(val).lower() if isinstance(val, bool) else str(val) for k, val in v.items()}
+        return v
+
+
+class ColumnMapping(_Model):
+    """Names of the input columns. ``order_id: null`` means every row is one order."""
+
+    customer_id: str = "customer_id"
+    order_id: str | None = "order_id"
+    order_ts: str = "order_ts"
+    amount: str = "amount"
+
+
+class CsvOptions(_Model):
+    header: bool = True
+    delimiter: str = ","
+    timestamp_format: str | None = None
+
+
+class InputSettings(_Model):
+    """Where the transactions (and optionally the customers) are read from.
+
+    ``customers_path``: a customers table (same format as the transactions) joined on
+    ``customer_id`` to bring in the ``scoring.partition_by`` columns such as ``country``.
+    """
+
+    path: str | None = None
+    format: InputFormat = "parquet"
+    columns: ColumnMapping = Field(default_factory=ColumnMapping)
+    csv: CsvOptions = Field(default_factory=CsvOptions)
+    customers_path: str | None = None
+
+
+class FeatureSettings(_Model):
+    lookback_days: int = Field(default=365, ge=1, le=36500)
+    time_zone: str = "UTC"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as 'UTC' or 'Europe/Berlin'") from exc
+        return v
+
+
+class Thresholds(_Model):
+    """Business cut points, ascending, ``bins - 1`` per measure.
+
+    recency: upper bounds of the best scores (``recency_days <= recency[0]`` -> score ``bins``).
+    frequency, monetary: lower bounds of scores 2..bins (``value >= frequency[-1]`` -> ``bins``).
+    """
+
+    recency: list[float]
+    frequency: list[float]
+    monetary: list[float]
+
+    @model_validator(mode="after")
+    def _ascending(self) -> Thresholds:
+        for name in ("recency", "frequency", "monetary"):
+            values = getattr(self, name)
+            if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+                raise ValueError(f"scoring.thresholds.{name} must be strictly ascending, got {values}")
+        return self
+
+
+class ScoringSettings(_Model):
+    method: ScoringMethod = "ntile"
+    bins: int = Field(default=5, ge=2, le=10)
+    partition_by: list[str] = Field(default_factory=list)
+    relative_error: float = Field(default=0.001, gt=0, lt=0.5)
+    # ntile: number of key ranges the exact ranking is split into; null = from the data size
+    ranges: int | None = Field(default=None, ge=1, le=100000)
+    thresholds: Thresholds | None = None
+
+    @model_validator(mode="after")
+    def _thresholds_fit(self) -> ScoringSettings:
+        if self.method == "thresholds":
+            if self.thresholds is None:
+                raise ValueError(
+                    "scoring.method is 'thresholds' but scoring.thresholds is not set; add "
+                    "recency/frequency/monetary lists of bins-1 ascending cut points"
+                )
+            for name in ("recency", "frequency", "monetary"):
+                n = len(getattr(self.thresholds, name))
+                if n != self.bins - 1:
+                    raise ValueError(
+                        f"scoring.thresholds.{name} has {n} cut points but bins is {self.bins}; "
+                        f"give exactly {self.bins - 1}"
+                    )
+        return self
+
+
+class SegmentSettings(_Model):
+    scheme: str = "rfm11"
+
+
+class OutputSettings(_Model):
+    table: str = "customer_segments"
+    backend: Backend = "auto"
+
+    @field_validator("table")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        import re
+
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError(f"table name {v!r} must be letters, digits and underscores")
+        return v
+
+
+class DemoSettings(_Model):
+    data_dir: str = "./data"
+    customers: int = Field(default=20000, ge=1)
+    days: int = Field(default=730, ge=1, le=36500)
+    end_date: dt.date = dt.date(2026, 11, 23)
+    seed: int = 42
+
+
+class Config(_Model):
+    """The whole configuration of a run."""
+
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+    warehouse: str = "./warehouse"
+    input: InputSettings = Field(default_factory=InputSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    segments: SegmentSettings = Field(default_factory=SegmentSettings)
+    output: OutputSettings = Field(default_factory=OutputSettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
+
+    def table_path(self, name: str | None = None) -> str:
+        """Path of a table under the warehouse: ``WAREHOUSE/<table_name>``."""
+        return str(Path(self.warehouse) / (name or self.output.table))
+
+    def fingerprint(self) -> str:
+        """A short stable hash of the effective configuration (recorded with each run)."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Config:
+        """Return a copy with dotted-key overrides applied and validated again.
+
+        Args:
+            overrides: e.g. ``{"scoring.bins": 4, "input.path": "/data/tx"}``; ``None`` values
+                are ignored (a flag that was not given).
+        """
+        data = self.model_dump(mode="python")
+        for dotted, value in overrides.items():
+            if value is None:
+                continue
+            node = data
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[leaf] = value
+        return _validate(data, source="command-line flags")
+
+
+def _format_error(exc: ValidationError, source: str) -> str:
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{key}' (check the spelling; see README 'Configuration')")
+        else:
+            found = err.get("input")
+            found_s = "" if isinstance(found, dict) else f" (found {found!r})"
+            parts.append(f"'{key}': {err['msg']}{found_s}")
+    return f"invalid configuration in {source}: " + "; ".join(parts)
+
+
+def _validate(data: dict[str, Any], source: str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, source)) from None
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load without implicit timestamps: dates stay text so validation can name the key."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load and validate a YAML config file; ``None`` gives the built-in defaults.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, not a mapping, or fails validation.
+    """
+    if path is None:
+        return Config()
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist; pass an existing YAML file to --config")
+    try:
+        data = yaml.load(p.read_text(), Loader=_Loader) or {}  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(p)!r} must hold a mapping of keys, found {type(data).__name__}")
+    return _validate(data, source=str(p))
+
+
+def parse_date(value: str | dt.date, what: str = "date") -> dt.date:
+    """Parse an ISO date (``YYYY-MM-DD``) or raise a ConfigError naming the option."""
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{what} {value!r} is not a date; use YYYY-MM-DD, e.g. 2026-11-23") from None

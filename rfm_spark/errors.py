@@ -1,0 +1,63 @@
+"""Errors raised by rfm-spark.
+
+Every error says what is wrong, what was found and how to fix it. The CLI maps
+:class:`UsageError` (and its subclasses) to exit code 2 and every other
+:class:`RfmError` to exit code 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class RfmError(Exception):
+    """Base class of every error rfm-spark raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(RfmError):
+    """The command line or the configuration is wrong; the user can fix it (exit 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A configuration file or value is invalid."""
+
+
+class SchemeError(ConfigError):
+    """A segment scheme does not map every score code to exactly one segment."""
+
+
+class InputError(RfmError):
+    """The input data cannot be used: missing path, missing columns, unreadable files."""
+
+    exit_code = 2
+
+
+class MissingColumnsError(InputError):
+    """Required input columns are missing."""
+
+    def __init__(self, what: str, missing: Iterable[str], present: Iterable[str], hint: str = ""):
+        self.missing = sorted(missing)
+        self.present = list(present)
+        msg = (
+            f"{what} is missing column(s) {', '.join(self.missing)}; "
+            f"present: {', '.join(self.present) or '(none)'}."
+        )
+        if hint:
+            msg += f" {hint}"
+        super().__init__(msg)
+
+
+class EnvironmentProblem(RfmError):
+    """The runtime environment cannot run Spark (e.g. Java missing or too old)."""
+
+
+class TableError(RfmError):
+    """A Delta table cannot be read or written as asked."""
+
+
+class ConcurrentWriteError(TableError):
+    """Another writer changed the table while this run was committing."""

@@ -1,0 +1,139 @@
+"""Validation, daily aggregates and RFM features (design.md section 2).
+
+Definitions, for a snapshot date ``D`` and a lookback of ``L`` days, with dates taken in the
+session time zone (the pipeline sets it to ``features.time_zone``):
+
+- window: transactions on days ``D - L <= day < D`` (so ``order_ts < D 00:00``).
+- ``frequency``: purchase orders in the window: distinct ``order_id`` per day over rows with a
+  positive amount (every positive row is an order when the input has no order id).
+- ``monetary``: net spend in the window, returns and cancellations (negative amounts) included.
+- ``purchase_days``: days with a purchase; ``first/last_purchase_date`` the first and last of them.
+- ``recency_days``: ``D - last_purchase_date`` (1 for a purchase the day before ``D``).
+- Customers with no purchase in the window, only returns, are kept: their purchase dates are
+  the dates of their returns and ``flag`` is ``returns_only``; net spend <= 0 is flagged
+  ``non_positive_spend``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+REJECT_REASONS = ("null_customer_id", "null_or_bad_timestamp", "null_or_bad_amount")
+
+FEATURE_COLUMNS = (
+    "customer_id",
+    "recency_days",
+    "frequency",
+    "monetary",
+    "purchase_days",
+    "avg_order_value",
+    "first_purchase_date",
+    "last_purchase_date",
+    "tenure_days",
+    "flag",
+)
+
+
+def reject_reason() -> Column:
+    """Why a canonical transaction row cannot be used, or null when it can."""
+    return (
+        F.when(F.col("customer_id").isNull() | (F.col("customer_id") == ""), F.lit("null_customer_id"))
+        .when(F.col("order_ts").isNull(), F.lit("null_or_bad_timestamp"))
+        .when(F.col("amount").isNull(), F.lit("null_or_bad_amount"))
+    )
+
+
+def with_reject_reason(df: DataFrame) -> DataFrame:
+    """Add ``reject_reason`` (null for a usable row) to canonical transactions."""
+    return df.withColumn("reject_reason", reject_reason())
+
+
+def daily_aggregates(
+    transactions: DataFrame,
+    *,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> DataFrame:
+    """One row per customer and day.
+
+    Args:
+        transactions: valid canonical rows (``customer_id``, ``order_id``, ``order_ts``,
+            ``amount``).
+        start: first day kept (inclusive), or all.
+        end: first day not kept (exclusive), or all.
+
+    Returns:
+        ``customer_id``, ``order_date``, ``orders`` (purchase orders that day), ``net_amount``
+        (decimal, returns subtract), ``lines`` (rows).
+    """
+    df = transactions.withColumn("order_date", F.to_date("order_ts"))
+    if start is not None:
+        df = df.filter(F.col("order_date") >= F.lit(start))
+    if end is not None:
+        df = df.filter(F.col("order_date") < F.lit(end))
+    purchase = F.col("amount") > 0
+    has_id = F.col("order_id").isNotNull()
+    return (
+        df.groupBy("customer_id", "order_date")
+        .agg(
+            # an order is a distinct order id; a purchase row without an id is an order by itself
+            (
+                F.count_distinct(F.when(purchase & has_id, F.col("order_id")))
+                + F.count(F.when(purchase & ~has_id, F.lit(1)))
+            ).alias("orders"),
+            F.sum("amount").alias("net_amount"),
+            F.count(F.lit(1)).alias("lines"),
+        )
+        .select("customer_id", "order_date", "orders", "net_amount", "lines")
+    )
+
+
+def rfm_features(daily: DataFrame, *, snapshot_date: dt.date, lookback_days: int) -> DataFrame:
+    """RFM features per customer as of ``snapshot_date`` from daily aggregates.
+
+    Input columns: ``customer_id``, ``order_date``, ``orders``, ``net_amount``.
+
+    Returns:
+        One row per customer active in the window: ``customer_id``, ``recency_days`` (int),
+        ``frequency`` (bigint), ``monetary`` (decimal(18,2)), ``purchase_days`` (bigint),
+        ``avg_order_value`` (decimal(18,2), null without orders), ``first_purchase_date``,
+        ``last_purchase_date`` (date), ``tenure_days`` (int), ``flag`` (string or null).
+    """
+    snap = F.lit(snapshot_date)
+    start = snapshot_date - dt.timedelta(days=lookback_days)
+    bought = F.col("orders") > 0
+    agg = (
+        daily.filter((F.col("order_date") >= F.lit(start)) & (F.col("order_date") < snap))
+        .groupBy("customer_id")
+        .agg(
+            F.sum("orders").alias("frequency"),
+            F.sum("net_amount").alias("monetary"),
+            F.count(F.when(bought, 1)).alias("purchase_days"),
+            F.min(F.when(bought, F.col("order_date"))).alias("_first_buy"),
+            F.max(F.when(bought, F.col("order_date"))).alias("_last_buy"),
+            F.min("order_date").alias("_first_any"),
+            F.max("order_date").alias("_last_any"),
+        )
+    )
+    first = F.coalesce("_first_buy", "_first_any")
+    last = F.coalesce("_last_buy", "_last_any")
+    monetary = F.col("monetary").cast("decimal(18,2)")
+    return agg.select(
+        "customer_id",
+        F.datediff(snap, last).alias("recency_days"),
+        F.col("frequency").cast("bigint").alias("frequency"),
+        monetary.alias("monetary"),
+        F.col("purchase_days").cast("bigint").alias("purchase_days"),
+        F.when(F.col("frequency") > 0, F.round(monetary / F.col("frequency"), 2))
+        .cast("decimal(18,2)")
+        .alias("avg_order_value"),
+        first.alias("first_purchase_date"),
+        last.alias("last_purchase_date"),
+        F.datediff(snap, first).alias("tenure_days"),
+        F.when(F.col("frequency") == 0, F.lit("returns_only"))
+        .when(F.col("monetary") <= 0, F.lit("non_positive_spend"))
+        .alias("flag"),
+    )

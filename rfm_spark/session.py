@@ -1,0 +1,99 @@
+"""The one place a SparkSession is built."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+
+from pyspark.sql import SparkSession
+
+from rfm_spark.config import SparkSettings
+from rfm_spark.errors import EnvironmentProblem
+
+MIN_JAVA = 17
+
+# Settings every session gets unless the user overrides them: micro-second timestamps so the
+# Parquet footers carry statistics Delta can use, UTC as the session zone.
+BASE_CONF: dict[str, str] = {
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+}
+
+
+def java_major_version(java: str | None = None) -> int | None:
+    """Return the major version of the ``java`` on PATH (or ``JAVA_HOME``), None if absent."""
+    java = java or (
+        os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else None
+    )
+    java = java or shutil.which("java")
+    if not java or not os.path.exists(java):
+        return None
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not m:
+        return None
+    major = int(m.group(1))
+    return int(m.group(2) or 0) if major == 1 else major
+
+
+def check_java() -> None:
+    """Fail with a clear message when Java is missing or older than 17."""
+    major = java_major_version()
+    if major is None:
+        raise EnvironmentProblem(
+            "Java was not found; Spark needs Java 17 or newer. Install it (e.g. "
+            "'apt-get install openjdk-17-jre-headless') or set JAVA_HOME."
+        )
+    if major < MIN_JAVA:
+        raise EnvironmentProblem(
+            f"Java {major} found, but Spark 4 needs Java {MIN_JAVA} or newer; install a newer JDK "
+            "or point JAVA_HOME at one."
+        )
+
+
+def build_spark(settings: SparkSettings | None = None, extra_conf: Mapping[str, str] | None = None) -> SparkSession:
+    """Build (or get) the SparkSession.
+
+    Under spark-submit the master and most settings come from the submit command; ``master`` from
+    the config is only applied when none is set there, so the same job runs locally and on a
+    cluster.
+    """
+    settings = settings or SparkSettings()
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        for k, v in {**(extra_conf or {})}.items():
+            active.conf.set(k, v)
+        return active
+    if "SPARK_HOME" not in os.environ or not os.environ.get("PYSPARK_GATEWAY_PORT"):
+        check_java()
+    builder = SparkSession.builder.appName(settings.app_name)
+    submitted = bool(os.environ.get("PYSPARK_GATEWAY_PORT")) or "spark.master" in os.environ.get(
+        "PYSPARK_SUBMIT_ARGS", ""
+    )
+    if settings.master and not submitted:
+        builder = builder.master(settings.master)
+    conf = {**BASE_CONF, "spark.ui.showConsoleProgress": "false", **settings.conf, **(extra_conf or {})}
+    for k, v in conf.items():
+        builder = builder.config(k, v)
+    return builder.getOrCreate()
+
+
+def has_delta_extension(spark: SparkSession) -> bool:
+    """True when the session has Delta's SQL extension configured and its classes load."""
+    ext = spark.conf.get("spark.sql.extensions", "") or ""
+    if "io.delta.sql.DeltaSparkSessionExtension" not in ext:
+        return False
+    try:
+        jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+        jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")
+        return True
+    except Exception:
+        return False
