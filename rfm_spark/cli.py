@@ -14,7 +14,7 @@ from typing import Any
 
 from rfm_spark import __version__
 from rfm_spark.config import Config, load_config, parse_date
-from rfm_spark.errors import ConfigError, RfmError, UsageError
+from rfm_spark.errors import RfmError, UsageError
 
 EPILOG = """\
 Every subcommand reads --config FILE (default: built-in defaults) and lets flags override it.
@@ -44,7 +44,9 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="extra Spark setting; repeatable",
     )
     g.add_argument("--quiet", action="store_true", help="no progress lines")
-    g.add_argument("--verbose", action="store_true", help="Spark logs and full stack traces on errors")
+    g.add_argument(
+        "--verbose", action="store_true", help="Spark logs and full stack traces on errors"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,12 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    gen.add_argument("--out", metavar="DIR", help="output folder (default: demo.data_dir of the config)")
+    gen.add_argument(
+        "--out", metavar="DIR", help="output folder (default: demo.data_dir of the config)"
+    )
     gen.add_argument("--customers", type=int, help="number of customers (default 20000)")
     gen.add_argument("--days", type=int, help="days of history before --end-date (default 730)")
     gen.add_argument("--end-date", metavar="D", help="first day after the data, YYYY-MM-DD")
     gen.add_argument("--seed", type=int, help="random seed (default 42)")
-    gen.add_argument("--partitions", type=int, help="output files of the transactions (default: by size)")
+    gen.add_argument(
+        "--partitions", type=int, help="output files of the transactions (default: by size)"
+    )
     _common(gen)
     gen.set_defaults(func=cmd_generate)
 
@@ -88,25 +94,149 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    seg.add_argument("--snapshot-date", required=True, metavar="D", help="YYYY-MM-DD; uses orders before D 00:00")
-    seg.add_argument("--input", metavar="PATH", help="transactions path or table name")
-    seg.add_argument("--input-format", choices=["parquet", "csv", "delta", "table"])
-    seg.add_argument("--customers-input", metavar="PATH", help="customers table (for --partition-by columns)")
-    seg.add_argument("--lookback-days", type=int, metavar="N", help="window length in days (default 365)")
-    seg.add_argument("--scoring", choices=["ntile", "quantile", "thresholds"], help="scoring method")
-    seg.add_argument("--bins", type=int, metavar="N", help="scores 1..N (default 5)")
-    seg.add_argument("--scheme", metavar="NAME|FILE", help="segment scheme: rfm11, rf10 or a YAML file")
     seg.add_argument(
+        "--snapshot-date", required=True, metavar="D", help="YYYY-MM-DD; uses orders before D 00:00"
+    )
+    _segment_options(seg)
+    _common(seg)
+    seg.set_defaults(func=cmd_segment)
+
+    bf = sub.add_parser(
+        "backfill",
+        help="build many snapshots from one pass over the transactions",
+        description=(
+            "Build snapshots from --start to --end every --step-days days. The transactions are "
+            "read once into daily aggregates; each snapshot is scored on its own and committed "
+            "as it is done (or all in one commit with --single-commit)."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bf.add_argument("--start", required=True, metavar="D", help="first snapshot date")
+    bf.add_argument("--end", required=True, metavar="D", help="last snapshot date (inclusive)")
+    bf.add_argument("--step-days", type=int, default=1, metavar="N", help="days between snapshots")
+    bf.add_argument(
+        "--single-commit", action="store_true", help="commit all snapshots in one Delta commit"
+    )
+    _segment_options(bf)
+    _common(bf)
+    bf.set_defaults(func=cmd_backfill)
+
+    hist = sub.add_parser(
+        "history",
+        help="list the table's versions with their run metadata",
+        description="List the commits of customer_segments, newest first, with run metadata.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    hist.add_argument("--table", metavar="NAME", help="table name (default customer_segments)")
+    hist.add_argument("--limit", type=int, default=20, metavar="N", help="newest N versions")
+    hist.add_argument("--json", action="store_true", help="full metadata as JSON lines")
+    _common(hist)
+    hist.set_defaults(func=cmd_history)
+
+    exp = sub.add_parser(
+        "export",
+        help="write a snapshot's customers (optionally one segment) to CSV or Parquet",
+        description=(
+            "Export the customers of one snapshot, e.g. a campaign target list. Reads the table "
+            "as it is now, or as of --as-of-version / --as-of-timestamp (time travel)."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    exp.add_argument("--snapshot-date", required=True, metavar="D", help="snapshot to export")
+    exp.add_argument(
+        "--segment", action="append", metavar="NAME", help="only this segment (repeatable)"
+    )
+    exp.add_argument("--output", required=True, metavar="FILE", help="FILE.csv or FILE.parquet")
+    _time_travel_options(exp)
+    exp.add_argument("--table", metavar="NAME", help="table name (default customer_segments)")
+    _common(exp)
+    exp.set_defaults(func=cmd_export)
+
+    vac = sub.add_parser(
+        "vacuum",
+        help="delete old unreferenced files, never inside the transition window",
+        description=(
+            "VACUUM the table. Refuses a retention shorter than history.transition_days + "
+            "history.margin_days. Lists files only unless --apply is given."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    vac.add_argument("--retain-hours", type=int, metavar="H", help="default: the configured window")
+    vac.add_argument("--apply", action="store_true", help="delete (default: dry run)")
+    vac.add_argument("--table", metavar="NAME", help="table name (default customer_segments)")
+    _common(vac)
+    vac.set_defaults(func=cmd_vacuum)
+    return parser
+
+
+def _segment_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", metavar="PATH", help="transactions path or table name")
+    p.add_argument("--input-format", choices=["parquet", "csv", "delta", "table"])
+    p.add_argument(
+        "--customers-input", metavar="PATH", help="customers table (for --partition-by columns)"
+    )
+    p.add_argument(
+        "--lookback-days", type=int, metavar="N", help="window length in days (default 365)"
+    )
+    p.add_argument("--scoring", choices=["ntile", "quantile", "thresholds"], help="scoring method")
+    p.add_argument("--bins", type=int, metavar="N", help="scores 1..N (default 5)")
+    p.add_argument(
+        "--scheme", metavar="NAME|FILE", help="segment scheme: rfm11, rf10 or a YAML file"
+    )
+    p.add_argument(
         "--partition-by",
         metavar="COL",
         action="append",
         help="score within groups of this customer column (repeatable), e.g. country",
     )
-    seg.add_argument("--backend", choices=["auto", "spark", "delta-rs"], help="Delta table backend")
-    seg.add_argument("--table", metavar="NAME", help="output table name (default customer_segments)")
-    _common(seg)
-    seg.set_defaults(func=cmd_segment)
-    return parser
+    p.add_argument("--backend", choices=["auto", "spark", "delta-rs"], help="Delta table backend")
+    p.add_argument("--table", metavar="NAME", help="output table name (default customer_segments)")
+
+
+def _segment_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "input.path": args.input,
+        "input.format": args.input_format,
+        "input.customers_path": args.customers_input,
+        "features.lookback_days": args.lookback_days,
+        "scoring.method": args.scoring,
+        "scoring.bins": args.bins,
+        "scoring.partition_by": args.partition_by,
+        "segments.scheme": args.scheme,
+        "output.backend": args.backend,
+        "output.table": args.table,
+    }
+
+
+def _time_travel_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--as-of-version", type=int, metavar="V", help="read the table at version V")
+    g.add_argument(
+        "--as-of-timestamp",
+        metavar="TS",
+        help="read the table as it was at TS (ISO 8601, UTC unless it has an offset)",
+    )
+
+
+def _time_travel(args: argparse.Namespace) -> dict[str, Any]:
+    import datetime as dt
+
+    ts = None
+    if getattr(args, "as_of_timestamp", None):
+        try:
+            ts = dt.datetime.fromisoformat(args.as_of_timestamp)
+        except ValueError:
+            raise UsageError(
+                f"--as-of-timestamp {args.as_of_timestamp!r} is not a timestamp; use ISO 8601, "
+                "e.g. 2026-11-23T08:00:00 or 2026-11-23T08:00:00+01:00"
+            ) from None
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=dt.timezone.utc)
+    return {"version": getattr(args, "as_of_version", None), "timestamp": ts}
 
 
 def _config(args: argparse.Namespace, overrides: dict[str, Any]) -> Config:
@@ -124,7 +254,7 @@ def _config(args: argparse.Namespace, overrides: dict[str, Any]) -> Config:
 def _spark(config: Config, args: argparse.Namespace) -> Any:
     from rfm_spark.session import build_spark
 
-    spark = build_spark(config.spark)
+    spark = build_spark(config.spark, quiet=not args.verbose)
     if not args.verbose:
         spark.sparkContext.setLogLevel("ERROR")
     return spark
@@ -147,7 +277,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     demo = config.demo
     progress = Progress("generate", quiet=args.quiet)
     spark = _spark(config, args)
-    with progress.step(f"generating {demo.customers:,} customers over {demo.days} days into {demo.data_dir}"):
+    with progress.step(
+        f"generating {demo.customers:,} customers over {demo.days} days into {demo.data_dir}"
+    ):
         summary = generate(
             spark,
             demo.data_dir,
@@ -165,14 +297,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:
+def format_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None
+) -> str:
     """A plain text table; ``align`` is one of 'l'/'r' per column."""
     align = align or "l" * len(headers)
     cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
 
     def line(r: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if a == "r" else c.ljust(w) for c, w, a in zip(r, widths, align, strict=True))
+        return "  ".join(
+            c.rjust(w) if a == "r" else c.ljust(w) for c, w, a in zip(r, widths, align, strict=True)
+        )
 
     sep = "  ".join("-" * w for w in widths)
     return "\n".join([line(cells[0]), sep, *(line(r) for r in cells[1:])])
@@ -183,31 +319,35 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from rfm_spark.progress import Progress
 
     snapshot = parse_date(args.snapshot_date, "--snapshot-date")
-    config = _config(
-        args,
-        {
-            "input.path": args.input,
-            "input.format": args.input_format,
-            "input.customers_path": args.customers_input,
-            "features.lookback_days": args.lookback_days,
-            "scoring.method": args.scoring,
-            "scoring.bins": args.bins,
-            "scoring.partition_by": args.partition_by,
-            "segments.scheme": args.scheme,
-            "output.backend": args.backend,
-            "output.table": args.table,
-        },
-    )
+    config = _config(args, _segment_overrides(args))
     progress = Progress("segment", quiet=args.quiet)
     spark = _spark(config, args)
     result = run_segment(spark, config, snapshot, progress=progress)
     rows = [
-        (s.segment, f"{s.customers:,}", f"{s.share:.1%}", f"{s.revenue:,.2f}", f"{s.revenue_share:.1%}")
+        (
+            s.segment,
+            f"{s.customers:,}",
+            f"{s.share:.1%}",
+            f"{s.revenue:,.2f}",
+            f"{s.revenue_share:.1%}",
+        )
         for s in result.summary
     ]
-    rows.append(("total", f"{result.customers:,}", "100.0%", f"{sum(s.revenue for s in result.summary):,.2f}", ""))
-    print(f"\nSegments as of {result.snapshot_date} (scheme {result.scheme}, scoring {result.scoring.method}):\n")
-    print(format_table(["segment", "customers", "share", "revenue", "revenue share"], rows, "lrrrr"))
+    rows.append(
+        (
+            "total",
+            f"{result.customers:,}",
+            "100.0%",
+            f"{sum(s.revenue for s in result.summary):,.2f}",
+            "",
+        )
+    )
+    print(
+        f"\nSegments as of {result.snapshot_date} (scheme {result.scheme}, scoring {result.scoring.method}):\n"
+    )
+    print(
+        format_table(["segment", "customers", "share", "revenue", "revenue share"], rows, "lrrrr")
+    )
     collapsed = {a: v for a, v in result.scoring.collapsed.items() if v}
     if collapsed:
         print(f"\nnote: ties left some scores empty (axis -> group -> scores): {collapsed}")
@@ -216,7 +356,112 @@ def cmd_segment(args: argparse.Namespace) -> int:
         f"\ninput rows {r.input_rows:,} = used {r.used:,} + outside the window {r.outside_window:,}"
         f" + rejected {sum(r.rejected.values()):,}" + (f" {r.rejected}" if r.rejected else "")
     )
-    print(f"table {result.table_path} version {result.version} ({result.backend} backend), run {result.run_id}")
+    print(
+        f"table {result.table_path} version {result.version} ({result.backend} backend), run {result.run_id}"
+    )
+    return 0
+
+
+def _print_reconciliation(r: Any) -> None:
+    print(
+        f"input rows {r.input_rows:,} = used {r.used:,} + outside the window {r.outside_window:,}"
+        f" + rejected {sum(r.rejected.values()):,}" + (f" {r.rejected}" if r.rejected else "")
+    )
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from rfm_spark.pipeline import run_backfill, snapshot_dates
+    from rfm_spark.progress import Progress
+
+    dates = snapshot_dates(
+        parse_date(args.start, "--start"), parse_date(args.end, "--end"), args.step_days
+    )
+    config = _config(args, _segment_overrides(args))
+    progress = Progress("backfill", quiet=args.quiet)
+    spark = _spark(config, args)
+    result = run_backfill(spark, config, dates, single_commit=args.single_commit, progress=progress)
+    rows = [
+        (
+            str(s.snapshot_date),
+            f"{s.customers:,}",
+            f"{s.reconciliation.used:,}",
+            str(s.version),
+        )
+        for s in result.snapshots
+    ]
+    print(f"\nBackfill {dates[0]} .. {dates[-1]} ({len(dates)} snapshots, run {result.run_id}):\n")
+    print(format_table(["snapshot", "customers", "rows used", "version"], rows, "lrrr"))
+    print(f"\ntable {result.table_path}, versions {', '.join(map(str, result.versions))}")
+    return 0
+
+
+def _store(args: argparse.Namespace, config: Config) -> Any:
+    from rfm_spark.io.delta import open_store
+
+    return open_store(_spark(config, args), config.output.backend)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    import json
+
+    from rfm_spark.history import HISTORY_COLUMNS, history_rows, run_metadata
+
+    config = _config(args, {"output.table": args.table})
+    commits = _store(args, config).history(config.table_path())[: max(1, args.limit)]
+    if args.json:
+        for c in commits:
+            record = {
+                "version": c["version"],
+                "timestamp": c["timestamp"].isoformat(),
+                "operation": c["operation"],
+                "metadata": run_metadata(c),
+            }
+            print(json.dumps(record, sort_keys=True))
+        return 0
+    rows = [[str(r[c]) for c in HISTORY_COLUMNS] for r in history_rows(commits)]
+    print(format_table(list(HISTORY_COLUMNS), rows, "rlllllllrr"[: len(HISTORY_COLUMNS)]))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pyspark.sql import functions as F
+
+    from rfm_spark.transitions import write_result
+
+    snapshot = parse_date(args.snapshot_date, "--snapshot-date")
+    travel = _time_travel(args)
+    config = _config(args, {"output.table": args.table})
+    store = _store(args, config)
+    df = store.read(config.table_path(), **travel).filter(F.col("snapshot_date") == F.lit(snapshot))
+    if args.segment:
+        df = df.filter(F.col("segment").isin(list(args.segment)))
+    df = df.orderBy("customer_id")
+    write_result(df, args.output)
+    count = df.count()
+    if count == 0:
+        print(
+            f"note: no customers in snapshot {snapshot}"
+            + (f" and segment(s) {args.segment}" if args.segment else ""),
+            file=sys.stderr,
+        )
+    print(f"wrote {count:,} customers of snapshot {snapshot} to {args.output}")
+    return 0
+
+
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    from rfm_spark.history import vacuum
+
+    config = _config(args, {"output.table": args.table})
+    result = vacuum(
+        config.table_path(), config.history, retain_hours=args.retain_hours, dry_run=not args.apply
+    )
+    verb = "would delete" if result.dry_run else "deleted"
+    for f in result.files:
+        print(f)
+    print(
+        f"{verb} {len(result.files)} file(s) older than {result.retain_hours} h"
+        + (" (dry run: add --apply to delete)" if result.dry_run else "")
+    )
     return 0
 
 
@@ -231,7 +476,9 @@ def _java_error_line(exc: BaseException) -> str | None:
     return None
 
 
-def main(argv: Sequence[str] | None = None, *, run: Callable[[argparse.Namespace], int] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, run: Callable[[argparse.Namespace], int] | None = None
+) -> int:
     """Entry point of the ``rfm-spark`` console script and of the spark-submit jobs."""
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -260,6 +507,3 @@ def entry() -> None:
 
 if __name__ == "__main__":
     entry()
-
-
-__all__ = ["ConfigError", "UsageError", "build_parser", "main"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -42,7 +43,10 @@ class SparkSettings(_Model):
     @classmethod
     def _stringify(cls, v: Any) -> Any:
         if isinstance(v, dict):
-            return {str(k): str(val).lower() if isinstance(val, bool) else str(val) for k, val in v.items()}
+            return {
+                str(k): str(val).lower() if isinstance(val, bool) else str(val)
+                for k, val in v.items()
+            }
         return v
 
 
@@ -87,7 +91,9 @@ class FeatureSettings(_Model):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as 'UTC' or 'Europe/Berlin'") from exc
+            raise ValueError(
+                f"unknown time zone {v!r}; use an IANA name such as 'UTC' or 'Europe/Berlin'"
+            ) from exc
         return v
 
 
@@ -106,8 +112,10 @@ class Thresholds(_Model):
     def _ascending(self) -> Thresholds:
         for name in ("recency", "frequency", "monetary"):
             values = getattr(self, name)
-            if any(b <= a for a, b in zip(values, values[1:], strict=False)):
-                raise ValueError(f"scoring.thresholds.{name} must be strictly ascending, got {values}")
+            if any(b <= a for a, b in itertools.pairwise(values)):
+                raise ValueError(
+                    f"scoring.thresholds.{name} must be strictly ascending, got {values}"
+                )
         return self
 
 
@@ -156,6 +164,28 @@ class OutputSettings(_Model):
         return v
 
 
+class HistorySettings(_Model):
+    """How long the table keeps time travel.
+
+    Delta's defaults (30 days of log, 7 days of removed files) would let a VACUUM cut into a
+    14-day transition window, so the table is created with both retentions set to at least
+    ``transition_days + margin_days`` (and the log to at least 30 days).
+    """
+
+    transition_days: int = Field(default=14, ge=1, le=3650)
+    margin_days: int = Field(default=16, ge=1, le=3650)
+
+    @property
+    def retention_days(self) -> int:
+        return self.transition_days + self.margin_days
+
+    def table_properties(self) -> dict[str, str]:
+        return {
+            "delta.logRetentionDuration": f"interval {max(30, self.retention_days)} days",
+            "delta.deletedFileRetentionDuration": f"interval {self.retention_days} days",
+        }
+
+
 class DemoSettings(_Model):
     data_dir: str = "./data"
     customers: int = Field(default=20000, ge=1)
@@ -174,6 +204,7 @@ class Config(_Model):
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     segments: SegmentSettings = Field(default_factory=SegmentSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
 
     def table_path(self, name: str | None = None) -> str:
@@ -244,13 +275,17 @@ def load_config(path: str | Path | None = None) -> Config:
         return Config()
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist; pass an existing YAML file to --config")
+        raise ConfigError(
+            f"config file {str(p)!r} does not exist; pass an existing YAML file to --config"
+        )
     try:
-        data = yaml.load(p.read_text(), Loader=_Loader) or {}  # noqa: S506 - a SafeLoader
+        data = yaml.load(p.read_text(), Loader=_Loader) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {str(p)!r} must hold a mapping of keys, found {type(data).__name__}")
+        raise ConfigError(
+            f"config file {str(p)!r} must hold a mapping of keys, found {type(data).__name__}"
+        )
     return _validate(data, source=str(p))
 
 
@@ -261,4 +296,6 @@ def parse_date(value: str | dt.date, what: str = "date") -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise ConfigError(f"{what} {value!r} is not a date; use YYYY-MM-DD, e.g. 2026-11-23") from None
+        raise ConfigError(
+            f"{what} {value!r} is not a date; use YYYY-MM-DD, e.g. 2026-11-23"
+        ) from None

@@ -40,7 +40,9 @@ FEATURE_COLUMNS = (
 def reject_reason() -> Column:
     """Why a canonical transaction row cannot be used, or null when it can."""
     return (
-        F.when(F.col("customer_id").isNull() | (F.col("customer_id") == ""), F.lit("null_customer_id"))
+        F.when(
+            F.col("customer_id").isNull() | (F.col("customer_id") == ""), F.lit("null_customer_id")
+        )
         .when(F.col("order_ts").isNull(), F.lit("null_or_bad_timestamp"))
         .when(F.col("amount").isNull(), F.lit("null_or_bad_amount"))
     )

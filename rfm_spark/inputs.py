@@ -104,12 +104,16 @@ def read_transactions(spark: SparkSession, settings: InputSettings) -> DataFrame
     return df.select(
         F.trim(F.col(cols.customer_id).cast("string")).alias("customer_id"),
         order_id.alias("order_id"),
-        _timestamp(cols.order_ts, schema[cols.order_ts], settings.csv.timestamp_format).alias("order_ts"),
+        _timestamp(cols.order_ts, schema[cols.order_ts], settings.csv.timestamp_format).alias(
+            "order_ts"
+        ),
         F.col(cols.amount).try_cast(AMOUNT_TYPE).alias("amount"),
     )
 
 
-def read_customer_attributes(spark: SparkSession, settings: InputSettings, columns: list[str]) -> DataFrame:
+def read_customer_attributes(
+    spark: SparkSession, settings: InputSettings, columns: list[str]
+) -> DataFrame:
     """Read ``customer_id`` and ``columns`` (e.g. ``country``) from the customers table.
 
     Raises:
@@ -123,7 +127,9 @@ def read_customer_attributes(spark: SparkSession, settings: InputSettings, colum
     df = _load(spark, settings.model_copy(update={"path": settings.customers_path}))
     missing = [c for c in ["customer_id", *columns] if c not in df.columns]
     if missing:
-        raise MissingColumnsError(f"customers table {settings.customers_path!r}", missing, df.columns)
+        raise MissingColumnsError(
+            f"customers table {settings.customers_path!r}", missing, df.columns
+        )
     return df.select(
         F.trim(F.col("customer_id").cast("string")).alias("customer_id"), *columns
     ).dropDuplicates(["customer_id"])

@@ -130,7 +130,10 @@ def observe_reconciliation(
         F.count(F.when(valid & (day >= F.lit(start)) & (day < F.lit(end)), 1)).alias("used"),
         F.count(F.when(valid & (day < F.lit(start)), 1)).alias("before_window"),
         F.count(F.when(valid & (day >= F.lit(end)), 1)).alias("after_snapshot"),
-        *[F.count(F.when(F.col("reject_reason") == r, 1)).alias(f"rejected_{r}") for r in REJECT_REASONS],
+        *[
+            F.count(F.when(F.col("reject_reason") == r, 1)).alias(f"rejected_{r}")
+            for r in REJECT_REASONS
+        ],
     )
     kept = observed.filter(valid & (day >= F.lit(start)) & (day < F.lit(end))).drop("reject_reason")
     return kept, obs
@@ -147,9 +150,13 @@ def _reconciliation(obs: Observation) -> Reconciliation:
     )
 
 
-def _to_output(df: DataFrame, *, snapshot_date: dt.date, run_id: str, partition_by: Sequence[str]) -> DataFrame:
+def _to_output(
+    df: DataFrame, *, snapshot_date: dt.date, run_id: str, partition_by: Sequence[str]
+) -> DataFrame:
     group = (
-        F.concat_ws("|", *[F.coalesce(F.col(c).cast("string"), F.lit("(null)")) for c in partition_by])
+        F.concat_ws(
+            "|", *[F.coalesce(F.col(c).cast("string"), F.lit("(null)")) for c in partition_by]
+        )
         if partition_by
         else F.lit(None)
     )
@@ -191,51 +198,86 @@ def summarize(segments: DataFrame, scheme: Scheme | None = None) -> list[Segment
     return sorted(out, key=lambda s: (order.get(s.segment, len(order)), s.segment or ""))
 
 
-def build_segments(
-    spark: SparkSession,
-    config: Config,
-    snapshot_date: dt.date,
-    *,
-    run_id: str,
-    scheme: Scheme,
-    progress: Progress,
-) -> tuple[DataFrame, DataFrame, Reconciliation, ScoringInfo]:
-    """Compute the snapshot's segments (lazy output) and return what was used.
+def _check_scheme(config: Config) -> Scheme:
+    scheme = load_scheme(config.segments.scheme)
+    if scheme.bins != config.scoring.bins:
+        raise ConfigError(
+            f"scheme {scheme.name!r} is defined for scores 1..{scheme.bins} but scoring.bins is "
+            f"{config.scoring.bins}; use --bins {scheme.bins} or a scheme for "
+            f"{config.scoring.bins} bins"
+        )
+    return scheme
 
-    Returns:
-        (output rows in the ``customer_segments`` schema, the cached features to unpersist,
-        the reconciliation, the scoring info)
-    """
-    lookback = config.features.lookback_days
-    start = snapshot_date - dt.timedelta(days=lookback)
-    tx = read_transactions(spark, config.input).transform(with_reject_reason)
-    kept, obs = observe_reconciliation(tx, start=start, end=snapshot_date)
-    daily = daily_aggregates(kept)
-    features = rfm_features(daily, snapshot_date=snapshot_date, lookback_days=lookback)
+
+def _features_for(
+    spark: SparkSession, config: Config, daily: DataFrame, snapshot_date: dt.date
+) -> DataFrame:
+    """Cached features of one snapshot (with the ``partition_by`` attributes joined)."""
+    features = rfm_features(
+        daily, snapshot_date=snapshot_date, lookback_days=config.features.lookback_days
+    )
     groups = list(config.scoring.partition_by)
     if groups:
         attrs = read_customer_attributes(spark, config.input, groups)
         features = features.join(attrs, on="customer_id", how="left")
-    features = features.persist(StorageLevel.MEMORY_AND_DISK)
-    with progress.step("reading transactions and computing features"):
-        customers = features.count()
-    recon = _reconciliation(obs)
-    progress.info(
-        f"{recon.input_rows:,} input rows: {recon.used:,} in the window, "
-        f"{recon.outside_window:,} outside it, {sum(recon.rejected.values()):,} rejected "
-        f"{recon.rejected or ''}; {customers:,} customers"
-    )
-    if customers == 0:
-        features.unpersist()
-        raise InputError(
-            f"no usable transactions between {start} and {snapshot_date} (exclusive) in "
-            f"{config.input.path!r}; check --snapshot-date and --lookback-days"
-        )
-    with progress.step(f"planning {config.scoring.method} scores"):
-        scored, info = score(features, config.scoring)
+    return features.persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def _segments_of(
+    features: DataFrame, config: Config, scheme: Scheme, snapshot_date: dt.date, run_id: str
+) -> tuple[DataFrame, ScoringInfo]:
+    """Score and name the (cached, non-empty) features: rows in the ``customer_segments`` schema."""
+    scored, info = score(features, config.scoring)
     segmented = assign_segments(scored, scheme=scheme)
-    out = _to_output(segmented, snapshot_date=snapshot_date, run_id=run_id, partition_by=groups)
-    return out, features, recon, info
+    out = _to_output(
+        segmented,
+        snapshot_date=snapshot_date,
+        run_id=run_id,
+        partition_by=list(config.scoring.partition_by),
+    )
+    return out, info
+
+
+def _no_customers(config: Config, start: dt.date, snapshot_date: dt.date) -> InputError:
+    return InputError(
+        f"no usable transactions between {start} and {snapshot_date} (exclusive) in "
+        f"{config.input.path!r}; check --snapshot-date and --lookback-days"
+    )
+
+
+def _metadata(
+    *,
+    run_id: str,
+    snapshot_date: dt.date,
+    config: Config,
+    scheme: Scheme,
+    info: ScoringInfo,
+    recon: Reconciliation,
+    output_rows: int,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    return {
+        "run_id": run_id,
+        "snapshot_date": snapshot_date.isoformat(),
+        "config_hash": config.fingerprint(),
+        "scheme": scheme.name,
+        "scoring_method": info.method,
+        "scoring": json.dumps(info.as_dict(), sort_keys=True),
+        "reconciliation": json.dumps(recon.as_dict(), sort_keys=True),
+        "input_rows": str(recon.input_rows),
+        "output_rows": str(output_rows),
+        "rfm_spark_version": __version__,
+        **(extra or {}),
+    }
+
+
+def _summary_of(
+    store: Any, path: str, version: int, snapshot_date: dt.date, scheme: Scheme
+) -> list[SegmentSummaryRow]:
+    written = store.read(path, version=version).filter(
+        F.col(SNAPSHOT_COLUMN) == F.lit(snapshot_date)
+    )
+    return summarize(written, scheme)
 
 
 def run_segment(
@@ -254,33 +296,36 @@ def run_segment(
 
     progress = progress or Progress("segment")
     run_id = run_id or new_run_id()
-    scheme = load_scheme(config.segments.scheme)
-    if scheme.bins != config.scoring.bins:
-        raise ConfigError(
-            f"scheme {scheme.name!r} is defined for scores 1..{scheme.bins} but scoring.bins is "
-            f"{config.scoring.bins}; use --bins {scheme.bins} or a scheme for {config.scoring.bins} bins"
-        )
+    scheme = _check_scheme(config)
     spark.conf.set("spark.sql.session.timeZone", config.features.time_zone)
     store = open_store(spark, config.output.backend)
     path = config.table_path()
-    progress.info(f"run {run_id}: snapshot {snapshot_date}, scoring {config.scoring.method}, scheme {scheme.name}")
-
-    out, features, recon, info = build_segments(
-        spark, config, snapshot_date, run_id=run_id, scheme=scheme, progress=progress
+    progress.info(
+        f"run {run_id}: snapshot {snapshot_date}, scoring {config.scoring.method}, "
+        f"scheme {scheme.name}"
     )
-    metadata = {
-        "run_id": run_id,
-        "snapshot_date": snapshot_date.isoformat(),
-        "config_hash": config.fingerprint(),
-        "scheme": scheme.name,
-        "scoring_method": info.method,
-        "scoring": json.dumps(info.as_dict(), sort_keys=True),
-        "reconciliation": json.dumps(recon.as_dict(), sort_keys=True),
-        "input_rows": str(recon.input_rows),
-        "output_rows": str(features.count()),
-        "rfm_spark_version": __version__,
-    }
+    start = snapshot_date - dt.timedelta(days=config.features.lookback_days)
+    tx = read_transactions(spark, config.input).transform(with_reject_reason)
+    kept, obs = observe_reconciliation(tx, start=start, end=snapshot_date)
+    features = _features_for(spark, config, daily_aggregates(kept), snapshot_date)
     try:
+        with progress.step("reading transactions and computing features"):
+            customers = features.count()
+        recon = _reconciliation(obs)
+        _report(progress, recon, customers)
+        if customers == 0:
+            raise _no_customers(config, start, snapshot_date)
+        with progress.step(f"planning {config.scoring.method} scores"):
+            out, info = _segments_of(features, config, scheme, snapshot_date, run_id)
+        metadata = _metadata(
+            run_id=run_id,
+            snapshot_date=snapshot_date,
+            config=config,
+            scheme=scheme,
+            info=info,
+            recon=recon,
+            output_rows=customers,
+        )
         with progress.step(f"scoring, segmenting and committing to {path} ({store.backend})"):
             version = store.write_partition(
                 out,
@@ -288,23 +333,227 @@ def run_segment(
                 partition_column=SNAPSHOT_COLUMN,
                 partition_value=snapshot_date,
                 metadata=metadata,
+                table_properties=config.history.table_properties(),
             )
     finally:
         features.unpersist()
     with progress.step("summarising the committed snapshot"):
-        written = store.read(path, version=version).filter(F.col(SNAPSHOT_COLUMN) == F.lit(snapshot_date))
-        summary = summarize(written, scheme)
-    customers = sum(s.customers for s in summary)
+        summary = _summary_of(store, path, version, snapshot_date, scheme)
     return SegmentResult(
         run_id=run_id,
         snapshot_date=snapshot_date,
         table_path=path,
         version=version,
         backend=store.backend,
-        customers=customers,
+        customers=sum(s.customers for s in summary),
         reconciliation=recon,
         scoring=info,
         scheme=scheme.name,
         summary=summary,
         timings=dict(progress.timings),
     )
+
+
+def _report(progress: Progress, recon: Reconciliation, customers: int) -> None:
+    rejected = sum(recon.rejected.values())
+    progress.info(
+        f"{recon.input_rows:,} input rows: {recon.used:,} in the window, "
+        f"{recon.outside_window:,} outside it, {rejected:,} rejected"
+        + (f" {recon.rejected}" if rejected else "")
+        + f"; {customers:,} customers"
+    )
+
+
+def snapshot_dates(start: dt.date, end: dt.date, step_days: int = 1) -> list[dt.date]:
+    """``start, start + step, ...`` up to and including ``end``."""
+    if step_days < 1:
+        raise ConfigError(f"--step-days must be at least 1, got {step_days}")
+    if end < start:
+        raise ConfigError(
+            f"--end {end} is before --start {start}; give an end on or after the start"
+        )
+    days = (end - start).days
+    return [start + dt.timedelta(days=i) for i in range(0, days + 1, step_days)]
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    """What a backfill did: one :class:`SegmentResult` per snapshot."""
+
+    run_id: str
+    table_path: str
+    versions: list[int]
+    snapshots: list[SegmentResult]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def run_backfill(
+    spark: SparkSession,
+    config: Config,
+    dates: Sequence[dt.date],
+    *,
+    single_commit: bool = False,
+    progress: Progress | None = None,
+    run_id: str | None = None,
+) -> BackfillResult:
+    """Build many snapshots from one pass over the transactions.
+
+    The daily aggregates are computed once (cached) for the span of all windows; each snapshot
+    is then scored on its own from them. Each date is committed as it is done (history is
+    usable even if a later date fails), or all dates in one commit with ``single_commit``.
+    """
+    from rfm_spark.io.delta import open_store
+
+    if not dates:
+        raise ConfigError("backfill needs at least one snapshot date")
+    progress = progress or Progress("backfill")
+    run_id = run_id or new_run_id()
+    scheme = _check_scheme(config)
+    spark.conf.set("spark.sql.session.timeZone", config.features.time_zone)
+    store = open_store(spark, config.output.backend)
+    path = config.table_path()
+    lookback = config.features.lookback_days
+    dates = sorted(set(dates))
+    span_start, span_end = dates[0] - dt.timedelta(days=lookback), dates[-1]
+    progress.info(
+        f"run {run_id}: {len(dates)} snapshots {dates[0]} .. {dates[-1]}, "
+        f"scoring {config.scoring.method}, scheme {scheme.name}"
+    )
+    tx = read_transactions(spark, config.input).transform(with_reject_reason)
+    kept, obs = observe_reconciliation(tx, start=span_start, end=span_end)
+    daily = daily_aggregates(kept).persist(StorageLevel.MEMORY_AND_DISK)
+    results: list[SegmentResult] = []
+    versions: list[int] = []
+    pending: list[tuple[DataFrame, DataFrame]] = []
+    try:
+        with progress.step("reading transactions once into daily aggregates"):
+            lines = _lines_per_window(daily, dates, lookback)
+        span = _reconciliation(obs)
+        for snap in dates:
+            start = snap - dt.timedelta(days=lookback)
+            used, before, after = lines[snap]
+            recon = Reconciliation(
+                input_rows=span.input_rows,
+                used=used,
+                before_window=span.before_window + before,
+                after_snapshot=span.after_snapshot + after,
+                rejected=span.rejected,
+            )
+            features = _features_for(spark, config, daily, snap)
+            with progress.step(f"snapshot {snap}: features and scores"):
+                customers = features.count()
+                if customers == 0:
+                    features.unpersist()
+                    raise _no_customers(config, start, snap)
+                out, info = _segments_of(features, config, scheme, snap, run_id)
+            meta = _metadata(
+                run_id=run_id,
+                snapshot_date=snap,
+                config=config,
+                scheme=scheme,
+                info=info,
+                recon=recon,
+                output_rows=customers,
+                extra={"backfill": f"{dates[0]}..{dates[-1]}"},
+            )
+            if single_commit:
+                pending.append((out, features))
+            else:
+                with progress.step(f"snapshot {snap}: commit"):
+                    version = store.write_partition(
+                        out,
+                        path,
+                        partition_column=SNAPSHOT_COLUMN,
+                        partition_value=snap,
+                        metadata=meta,
+                        table_properties=config.history.table_properties(),
+                    )
+                features.unpersist()
+                versions.append(version)
+            results.append(
+                SegmentResult(
+                    run_id=run_id,
+                    snapshot_date=snap,
+                    table_path=path,
+                    version=versions[-1] if versions else -1,
+                    backend=store.backend,
+                    customers=customers,
+                    reconciliation=recon,
+                    scoring=info,
+                    scheme=scheme.name,
+                    summary=[],
+                )
+            )
+        if single_commit:
+            union = pending[0][0]
+            for out, _ in pending[1:]:
+                union = union.unionByName(out)
+            with progress.step(f"committing {len(dates)} snapshots in one commit"):
+                version = store.write_partitions(
+                    union,
+                    path,
+                    partition_column=SNAPSHOT_COLUMN,
+                    partition_values=dates,
+                    metadata={
+                        "run_id": run_id,
+                        "snapshot_date": f"{dates[0]}..{dates[-1]}",
+                        "config_hash": config.fingerprint(),
+                        "scheme": scheme.name,
+                        "scoring_method": config.scoring.method,
+                        "snapshots": json.dumps(
+                            {r.snapshot_date.isoformat(): r.customers for r in results}
+                        ),
+                        "reconciliation": json.dumps(
+                            {
+                                r.snapshot_date.isoformat(): r.reconciliation.as_dict()
+                                for r in results
+                            }
+                        ),
+                        "input_rows": str(span.input_rows),
+                        "output_rows": str(sum(r.customers for r in results)),
+                        "rfm_spark_version": __version__,
+                    },
+                    table_properties=config.history.table_properties(),
+                )
+            versions = [version]
+            results = [_replace_version(r, version) for r in results]
+    finally:
+        for _, feats in pending:
+            feats.unpersist()
+        daily.unpersist()
+    return BackfillResult(
+        run_id=run_id,
+        table_path=path,
+        versions=versions,
+        snapshots=results,
+        timings=dict(progress.timings),
+    )
+
+
+def _replace_version(result: SegmentResult, version: int) -> SegmentResult:
+    from dataclasses import replace
+
+    return replace(result, version=version)
+
+
+def _lines_per_window(
+    daily: DataFrame, dates: Sequence[dt.date], lookback: int
+) -> dict[dt.date, tuple[int, int, int]]:
+    """Valid input rows (used, before the window, on/after the snapshot) per snapshot, in one
+    aggregation over the cached daily aggregates."""
+    aggs = []
+    for i, snap in enumerate(dates):
+        start = snap - dt.timedelta(days=lookback)
+        day = F.col("order_date")
+        aggs += [
+            F.sum(F.when((day >= F.lit(start)) & (day < F.lit(snap)), F.col("lines"))).alias(
+                f"u{i}"
+            ),
+            F.sum(F.when(day < F.lit(start), F.col("lines"))).alias(f"b{i}"),
+            F.sum(F.when(day >= F.lit(snap), F.col("lines"))).alias(f"a{i}"),
+        ]
+    row = daily.agg(*aggs).collect()[0]
+    return {
+        snap: (int(row[f"u{i}"] or 0), int(row[f"b{i}"] or 0), int(row[f"a{i}"] or 0))
+        for i, snap in enumerate(dates)
+    }

@@ -126,7 +126,9 @@ def _at_or_after(cols: Sequence[str], types: Sequence[T.DataType], bound: Sequen
     return expr
 
 
-def _range_index(cols: Sequence[str], types: Sequence[T.DataType], bounds: Sequence[Sequence[Any]]) -> Column:
+def _range_index(
+    cols: Sequence[str], types: Sequence[T.DataType], bounds: Sequence[Sequence[Any]]
+) -> Column:
     """Index of the range a row falls in: the number of boundaries <= its key (binary search)."""
 
     def search(lo: int, hi: int) -> Column:  # answer in [lo, hi]
@@ -140,11 +142,15 @@ def _range_index(cols: Sequence[str], types: Sequence[T.DataType], bounds: Seque
     return search(0, len(bounds)).cast("int")
 
 
-def _boundaries(keyed: DataFrame, cols: Sequence[str], total: int, ranges: int, seed: int) -> list[tuple[Any, ...]]:
+def _boundaries(
+    keyed: DataFrame, cols: Sequence[str], total: int, ranges: int, seed: int
+) -> list[tuple[Any, ...]]:
     if ranges <= 1 or total <= 1:
         return []
     fraction = min(1.0, SAMPLE_PER_RANGE * ranges / total)
-    sample = keyed.select(*cols).sample(withReplacement=False, fraction=fraction, seed=seed).collect()
+    sample = (
+        keyed.select(*cols).sample(withReplacement=False, fraction=fraction, seed=seed).collect()
+    )
     # keys are unique (customer_id is part of them); Python orders str, int and Decimal as Spark does
     keys = sorted(tuple(r) for r in sample)
     if not keys:
@@ -180,7 +186,9 @@ def _plan_axis(
     gcols = cols[:-2]
     types = [keyed.schema[c].dataType for c in cols]
     bounds = _boundaries(keyed, cols, total, ranges, seed)
-    counts = keyed.groupBy(*gcols, _range_index(cols, types, bounds).alias("_rid")).count().collect()
+    counts = (
+        keyed.groupBy(*gcols, _range_index(cols, types, bounds).alias("_rid")).count().collect()
+    )
 
     # a few thousand (group, range) rows at most: the driver computes the offsets
     per_group: dict[tuple[Any, ...], list[tuple[int, int]]] = {}
@@ -194,8 +202,8 @@ def _plan_axis(
             offsets.append((*g, rid, running, n_group))
             running += c
     schema = T.StructType(
-        [*(T.StructField(c, T.StringType()) for c in gcols)]
-        + [
+        [
+            *(T.StructField(c, T.StringType()) for c in gcols),
             T.StructField("_rid", T.IntegerType()),
             T.StructField("_offset", T.LongType()),
             T.StructField("_n", T.LongType()),
@@ -207,9 +215,11 @@ def _plan_axis(
 def _apply_axis(df: DataFrame, plan: _RangePlan, *, groups: Sequence[str], bins: int) -> DataFrame:
     """Add the axis score: position = range offset + row_number inside the range."""
     gcols = plan.key_cols[:-2]
-    in_range = Window.partitionBy(*gcols, "_rid").orderBy(
-        *[F.col(c).asc() for c in plan.key_cols[-2:]]
-    ).rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    in_range = (
+        Window.partitionBy(*gcols, "_rid")
+        .orderBy(*[F.col(c).asc() for c in plan.key_cols[-2:]])
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
     return (
         _with_sort_key(df, plan.axis, groups)
         .withColumn("_rid", _range_index(plan.key_cols, plan.key_types, plan.bounds))
@@ -286,7 +296,7 @@ def score_quantile(
     for i, g in enumerate(groups):
         keyed = keyed.withColumn(f"_g{i}", _group_col(g))
     probs = [i / bins for i in range(1, bins)]
-    accuracy = max(1, int(round(1 / relative_error)))
+    accuracy = max(1, round(1 / relative_error))
     aggs = [
         F.percentile_approx(F.col(MEASURES[a]).cast("double"), probs, accuracy).alias(f"_cuts_{a}")
         for a in ("r", "f", "m")
@@ -309,16 +319,32 @@ def score_quantile(
         + [T.StructField(f"_cuts_{a}", T.ArrayType(T.DoubleType())) for a in ("r", "f", "m")]
     )
     cut_df = df.sparkSession.createDataFrame(
-        [(*(r[c] for c in gcols), *(cut_points[a][_group_key(r, groups)] for a in ("r", "f", "m"))) for r in cut_rows],
+        [
+            (
+                *(r[c] for c in gcols),
+                *(cut_points[a][_group_key(r, groups)] for a in ("r", "f", "m")),
+            )
+            for r in cut_rows
+        ],
         cut_schema,
     )
-    joined = keyed.crossJoin(F.broadcast(cut_df)) if not gcols else keyed.join(F.broadcast(cut_df), on=gcols, how="left")
+    joined = (
+        keyed.crossJoin(F.broadcast(cut_df))
+        if not gcols
+        else keyed.join(F.broadcast(cut_df), on=gcols, how="left")
+    )
     for a in ("r", "f", "m"):
         value = F.col(MEASURES[a]).cast("double")
-        joined = joined.withColumn(SCORES[a], _cut_score(a, value, F.col(f"_cuts_{a}"), bins, inclusive=False))
+        joined = joined.withColumn(
+            SCORES[a], _cut_score(a, value, F.col(f"_cuts_{a}"), bins, inclusive=False)
+        )
     out = joined.drop(*gcols, *(f"_cuts_{a}" for a in ("r", "f", "m")))
     info = ScoringInfo(
-        method="quantile", bins=bins, partition_by=tuple(groups), cut_points=cut_points, collapsed=collapsed
+        method="quantile",
+        bins=bins,
+        partition_by=tuple(groups),
+        cut_points=cut_points,
+        collapsed=collapsed,
     )
     return out, info
 
@@ -334,7 +360,9 @@ def _empty_scores(cuts: Sequence[float], bins: int, *, descending: bool) -> list
     return [s for s in range(1, bins + 1) if s not in reachable]
 
 
-def score_thresholds(df: DataFrame, *, bins: int, thresholds: Thresholds) -> tuple[DataFrame, ScoringInfo]:
+def score_thresholds(
+    df: DataFrame, *, bins: int, thresholds: Thresholds
+) -> tuple[DataFrame, ScoringInfo]:
     """Scores from fixed cut points (config ``scoring.thresholds``).
 
     R: ``recency_days <= recency[0]`` scores ``bins``, ``<= recency[1]`` scores ``bins - 1`` ...
@@ -348,7 +376,9 @@ def score_thresholds(df: DataFrame, *, bins: int, thresholds: Thresholds) -> tup
             SCORES[a], _cut_score(a, F.col(MEASURES[a]).cast("double"), cuts, bins, inclusive=True)
         )
     info = ScoringInfo(
-        method="thresholds", bins=bins, cut_points={a: {"": [float(c) for c in v]} for a, v in lists.items()}
+        method="thresholds",
+        bins=bins,
+        cut_points={a: {"": [float(c) for c in v]} for a, v in lists.items()},
     )
     return out, info
 
@@ -364,10 +394,15 @@ def score(df: DataFrame, settings: ScoringSettings) -> tuple[DataFrame, ScoringI
     if missing:
         raise MissingColumnsError("features for scoring", missing, df.columns)
     if settings.method == "ntile":
-        return score_ntile(df, bins=settings.bins, partition_by=settings.partition_by, ranges=settings.ranges)
+        return score_ntile(
+            df, bins=settings.bins, partition_by=settings.partition_by, ranges=settings.ranges
+        )
     if settings.method == "quantile":
         return score_quantile(
-            df, bins=settings.bins, partition_by=settings.partition_by, relative_error=settings.relative_error
+            df,
+            bins=settings.bins,
+            partition_by=settings.partition_by,
+            relative_error=settings.relative_error,
         )
     if settings.thresholds is None:  # the config model already forbids this
         raise ConfigError("scoring.method 'thresholds' needs scoring.thresholds")

@@ -89,7 +89,9 @@ def _expand_range(rng: Any, axes: Sequence[str], bins: int, segment: str) -> lis
     for axis in axes:
         low, high = rng.get(axis, [1, bins])
         if not (1 <= int(low) <= int(high) <= bins):
-            raise SchemeError(f"segment {segment!r}: range {axis}: [{low}, {high}] must lie in 1..{bins}")
+            raise SchemeError(
+                f"segment {segment!r}: range {axis}: [{low}, {high}] must lie in 1..{bins}"
+            )
         spans.append(range(int(low), int(high) + 1))
     return [format_code(s, bins) for s in itertools.product(*spans)]
 
@@ -119,7 +121,9 @@ def build_scheme(spec: Mapping[str, Any], source: str = "scheme") -> Scheme:
     assigned: dict[str, list[str]] = {}
     for segment, rule in segments.items():
         if not isinstance(rule, Mapping) or not set(rule) <= {"codes", "ranges"} or not rule:
-            raise SchemeError(f"{source}: segment {segment!r} needs 'codes: [...]' and/or 'ranges: [...]'")
+            raise SchemeError(
+                f"{source}: segment {segment!r} needs 'codes: [...]' and/or 'ranges: [...]'"
+            )
         codes = [_parse_code(c, axes, bins, segment) for c in rule.get("codes", [])]
         for rng in rule.get("ranges", []):
             codes.extend(_expand_range(rng, axes, bins, segment))
@@ -141,7 +145,8 @@ def build_scheme(spec: Mapping[str, Any], source: str = "scheme") -> Scheme:
         problems.append(f"segment(s) no code reaches alone: {', '.join(unreachable)}")
     if problems:
         raise SchemeError(
-            f"{source}: scheme {name!r} is invalid: " + "; ".join(problems)
+            f"{source}: scheme {name!r} is invalid: "
+            + "; ".join(problems)
             + f". Each of the {len(expected)} codes must map to exactly one segment."
         )
     mapping = {c: segs[0] for c, segs in assigned.items()}

@@ -6,7 +6,9 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 from collections.abc import Mapping
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -28,7 +30,9 @@ BASE_CONF: dict[str, str] = {
 def java_major_version(java: str | None = None) -> int | None:
     """Return the major version of the ``java`` on PATH (or ``JAVA_HOME``), None if absent."""
     java = java or (
-        os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME") else None
+        os.path.join(os.environ["JAVA_HOME"], "bin", "java")
+        if os.environ.get("JAVA_HOME")
+        else None
     )
     java = java or shutil.which("java")
     if not java or not os.path.exists(java):
@@ -59,12 +63,28 @@ def check_java() -> None:
         )
 
 
-def build_spark(settings: SparkSettings | None = None, extra_conf: Mapping[str, str] | None = None) -> SparkSession:
+def _quiet_local_logging() -> None:
+    """Errors-only Spark logging for a JVM this process is about to launch (not spark-submit)."""
+    if os.environ.get("PYSPARK_SUBMIT_ARGS") or os.environ.get("PYSPARK_GATEWAY_PORT"):
+        return
+    props = Path(__file__).with_name("log4j2.properties")
+    if props.is_file():
+        os.environ["PYSPARK_SUBMIT_ARGS"] = (
+            f'--driver-java-options "-Dlog4j2.configurationFile=file:{props}" pyspark-shell'
+        )
+
+
+def build_spark(
+    settings: SparkSettings | None = None,
+    extra_conf: Mapping[str, str] | None = None,
+    *,
+    quiet: bool = False,
+) -> SparkSession:
     """Build (or get) the SparkSession.
 
     Under spark-submit the master and most settings come from the submit command; ``master`` from
     the config is only applied when none is set there, so the same job runs locally and on a
-    cluster.
+    cluster. ``quiet`` limits a locally launched JVM's logging to errors.
     """
     settings = settings or SparkSettings()
     active = SparkSession.getActiveSession()
@@ -74,13 +94,20 @@ def build_spark(settings: SparkSettings | None = None, extra_conf: Mapping[str, 
         return active
     if "SPARK_HOME" not in os.environ or not os.environ.get("PYSPARK_GATEWAY_PORT"):
         check_java()
+    if quiet:
+        _quiet_local_logging()
     builder = SparkSession.builder.appName(settings.app_name)
     submitted = bool(os.environ.get("PYSPARK_GATEWAY_PORT")) or "spark.master" in os.environ.get(
         "PYSPARK_SUBMIT_ARGS", ""
     )
     if settings.master and not submitted:
         builder = builder.master(settings.master)
-    conf = {**BASE_CONF, "spark.ui.showConsoleProgress": "false", **settings.conf, **(extra_conf or {})}
+    conf = {
+        **BASE_CONF,
+        "spark.ui.showConsoleProgress": "false",
+        **settings.conf,
+        **(extra_conf or {}),
+    }
     for k, v in conf.items():
         builder = builder.config(k, v)
     return builder.getOrCreate()
@@ -92,7 +119,7 @@ def has_delta_extension(spark: SparkSession) -> bool:
     if "io.delta.sql.DeltaSparkSessionExtension" not in ext:
         return False
     try:
-        jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+        jvm: Any = spark.sparkContext._jvm
         jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")
         return True
     except Exception:

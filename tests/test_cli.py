@@ -20,7 +20,9 @@ def test_help_lists_commands_and_contract(capsys: pytest.CaptureFixture[str]) ->
 
 
 @pytest.mark.parametrize("command", ["generate", "segment"])
-def test_every_subcommand_has_help_with_common_options(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_subcommand_has_help_with_common_options(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit):
         main([command, "--help"])
     out = capsys.readouterr().out
@@ -31,7 +33,10 @@ def test_every_subcommand_has_help_with_common_options(command: str, capsys: pyt
 def test_bad_snapshot_date_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["segment", "--snapshot-date", "2026-02-30"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "rfm-spark segment: error: --snapshot-date '2026-02-30' is not a date; use YYYY-MM-DD, e.g. 2026-11-23"
+    assert (
+        err
+        == "rfm-spark segment: error: --snapshot-date '2026-02-30' is not a date; use YYYY-MM-DD, e.g. 2026-11-23"
+    )
 
 
 def test_config_error_exit_2_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -52,7 +57,9 @@ def test_missing_argument_and_bad_spark_conf_exit_2() -> None:
         build_parser().parse_args(["segment"])
     assert e.value.code == 2
     with pytest.raises(SystemExit) as e:
-        build_parser().parse_args(["segment", "--snapshot-date", "2026-11-23", "--spark-conf", "novalue"])
+        build_parser().parse_args(
+            ["segment", "--snapshot-date", "2026-11-23", "--spark-conf", "novalue"]
+        )
     assert e.value.code == 2
 
 

@@ -65,7 +65,7 @@ scoring:
 
 
 def test_thresholds_required_for_method() -> None:
-    with pytest.raises(ConfigError, match="scoring.thresholds is not set"):
+    with pytest.raises(ConfigError, match=r"scoring\.thresholds is not set"):
         Config().with_overrides({"scoring.method": "thresholds"})
 
 
@@ -93,5 +93,7 @@ def test_config_is_frozen_and_fingerprint_tracks_changes() -> None:
 
 def test_parse_date() -> None:
     assert parse_date("2026-11-23") == dt.date(2026, 11, 23)
-    with pytest.raises(ConfigError, match="--snapshot-date '23/11/2026' is not a date; use YYYY-MM-DD"):
+    with pytest.raises(
+        ConfigError, match="--snapshot-date '23/11/2026' is not a date; use YYYY-MM-DD"
+    ):
         parse_date("23/11/2026", "--snapshot-date")

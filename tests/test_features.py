@@ -76,14 +76,25 @@ def test_reject_reasons(spark: SparkSession) -> None:
         ("a", "o", ts("2026-11-01"), None),
         ("a", "o", ts("2026-11-01"), Decimal("1.00")),
     ]
-    df = spark.createDataFrame(rows, TX).selectExpr("trim(customer_id) as customer_id", "order_id", "order_ts", "amount")
+    df = spark.createDataFrame(rows, TX).selectExpr(
+        "trim(customer_id) as customer_id", "order_id", "order_ts", "amount"
+    )
     reasons = [r["reject_reason"] for r in with_reject_reason(df).collect()]
-    assert reasons == ["null_customer_id", "null_customer_id", "null_or_bad_timestamp", "null_or_bad_amount", None]
+    assert reasons == [
+        "null_customer_id",
+        "null_customer_id",
+        "null_or_bad_timestamp",
+        "null_or_bad_amount",
+        None,
+    ]
 
 
 def test_days_follow_the_session_time_zone(spark: SparkSession) -> None:
     # 2026-11-22 23:30 UTC is already the 23rd in Berlin: outside the window there
-    rows = [("b", "o1", ts("2026-11-22", "23:30:00"), Decimal("1.00")), ("b", "o2", ts("2026-11-20"), Decimal("1.00"))]
+    rows = [
+        ("b", "o1", ts("2026-11-22", "23:30:00"), Decimal("1.00")),
+        ("b", "o2", ts("2026-11-20"), Decimal("1.00")),
+    ]
     before = spark.conf.get("spark.sql.session.timeZone")
     try:
         spark.conf.set("spark.sql.session.timeZone", "Europe/Berlin")

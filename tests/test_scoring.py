@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 
 import pytest
@@ -12,7 +13,9 @@ from pyspark.sql import functions as F
 from rfm_spark.config import ScoringSettings, Thresholds
 from rfm_spark.scoring import ntile_bucket, score, score_ntile, score_quantile, score_thresholds
 
-SCHEMA = "customer_id string, recency_days int, frequency bigint, monetary decimal(18,2), country string"
+SCHEMA = (
+    "customer_id string, recency_days int, frequency bigint, monetary decimal(18,2), country string"
+)
 
 
 def features(spark: SparkSession, rows: list[tuple]) -> DataFrame:
@@ -69,7 +72,9 @@ def test_ntile_bucket_arithmetic_matches_spark(spark: SparkSession) -> None:
     df = spark.createDataFrame(rows, "total long, pos long")
     for n in range(2, 7):
         ours = df.select("total", "pos", ntile_bucket(F.col("pos"), F.col("total"), n).alias("b"))
-        ref = df.select("total", "pos", F.ntile(n).over(W.partitionBy("total").orderBy("pos")).alias("b"))
+        ref = df.select(
+            "total", "pos", F.ntile(n).over(W.partitionBy("total").orderBy("pos")).alias("b")
+        )
         assert sorted(ours.collect()) == sorted(ref.collect())
 
 
@@ -94,12 +99,18 @@ def test_exact_ntile_is_deterministic_across_samples(spark: SparkSession) -> Non
 
 def test_quantile_ties_share_a_score_and_collapse_is_reported(spark: SparkSession) -> None:
     # 60% bought once: they must all get the same F score
-    rows = [(f"c{i:03d}", 1 + i % 50, 1 if i < 60 else 2 + i % 7, Decimal(i), "DE") for i in range(100)]
+    rows = [
+        (f"c{i:03d}", 1 + i % 50, 1 if i < 60 else 2 + i % 7, Decimal(i), "DE") for i in range(100)
+    ]
     df = features(spark, rows)
     out, info = score_quantile(df, bins=5, relative_error=0.0001)
     got = {r["customer_id"]: r for r in out.collect()}
     assert len({got[f"c{i:03d}"]["f_score"] for i in range(60)}) == 1
-    for measure, s in (("frequency", "f_score"), ("monetary", "m_score"), ("recency_days", "r_score")):
+    for measure, s in (
+        ("frequency", "f_score"),
+        ("monetary", "m_score"),
+        ("recency_days", "r_score"),
+    ):
         by_value: dict = {}
         for r in got.values():
             by_value.setdefault(r[measure], set()).add(r[s])
@@ -108,7 +119,7 @@ def test_quantile_ties_share_a_score_and_collapse_is_reported(spark: SparkSessio
     assert not info.collapsed["m"]  # monetary values are all distinct
     # higher is better: monotone in the measure (R reversed)
     pairs = sorted((r["recency_days"], r["r_score"]) for r in got.values())
-    assert all(b[1] <= a[1] for a, b in zip(pairs, pairs[1:]))
+    assert all(b[1] <= a[1] for a, b in itertools.pairwise(pairs))
 
 
 def test_quantile_scores_match_pandas_quantiles_on_distinct_values(spark: SparkSession) -> None:
@@ -125,7 +136,9 @@ def test_quantile_scores_match_pandas_quantiles_on_distinct_values(spark: SparkS
 def test_quantile_within_groups(spark: SparkSession) -> None:
     rows = [(f"d{i:03d}", 1, i, Decimal(1), "DE") for i in range(10)]
     rows += [(f"f{i:03d}", 1, 100 + i, Decimal(1), "FR") for i in range(10)]
-    out, info = score_quantile(features(spark, rows), bins=2, partition_by=["country"], relative_error=0.0001)
+    out, info = score_quantile(
+        features(spark, rows), bins=2, partition_by=["country"], relative_error=0.0001
+    )
     got = {r["customer_id"]: r["f_score"] for r in out.collect()}
     # each country has its own low and high half
     assert sorted(got[f"d{i:03d}"] for i in range(10)) == [1] * 5 + [2] * 5
@@ -134,7 +147,9 @@ def test_quantile_within_groups(spark: SparkSession) -> None:
 
 
 def test_thresholds_semantics(spark: SparkSession) -> None:
-    t = Thresholds(recency=[30, 90, 180, 365], frequency=[2, 3, 5, 10], monetary=[50, 100, 200, 500])
+    t = Thresholds(
+        recency=[30, 90, 180, 365], frequency=[2, 3, 5, 10], monetary=[50, 100, 200, 500]
+    )
     rows = [
         ("a", 30, 1, Decimal("49.99"), None),
         ("b", 31, 2, Decimal("50.00"), None),
@@ -148,5 +163,5 @@ def test_thresholds_semantics(spark: SparkSession) -> None:
 
 def test_score_dispatch_names_missing_columns(spark: SparkSession) -> None:
     df = spark.createDataFrame([("a", 1)], "customer_id string, frequency bigint")
-    with pytest.raises(Exception, match="missing column.*monetary.*recency_days"):
+    with pytest.raises(Exception, match=r"missing column.*monetary.*recency_days"):
         score(df, ScoringSettings())

@@ -48,7 +48,9 @@ def test_default_scheme_covers_all_codes_once() -> None:
     assert set(scheme.mapping.values()) == set(scheme.segments)
 
 
-@pytest.mark.skipif(not (ROOT.parent / "shared" / "design.md").exists(), reason="design.md not beside the repo")
+@pytest.mark.skipif(
+    not (ROOT.parent / "shared" / "design.md").exists(), reason="design.md not beside the repo"
+)
 def test_default_scheme_matches_design_table() -> None:
     assert dict(load_scheme("rfm11").mapping) == design_table()
 
@@ -63,7 +65,10 @@ def test_rf_scheme_matches_grid_rules() -> None:
 
 def test_shipped_conf_copies_are_the_packaged_schemes() -> None:
     for name in ("rfm11", "rf10"):
-        assert load_scheme(str(ROOT / "conf" / "segments" / f"{name}.yaml")).mapping == load_scheme(name).mapping
+        assert (
+            load_scheme(str(ROOT / "conf" / "segments" / f"{name}.yaml")).mapping
+            == load_scheme(name).mapping
+        )
 
 
 def test_broken_scheme_names_missing_doubled_and_unreachable() -> None:
@@ -92,7 +97,9 @@ def test_range_table_that_cannot_reach_segments_is_rejected() -> None:
             "rest": {"ranges": [{"r": [1, 5], "f": [1, 2]}, {"r": [1, 1], "f": [3, 5]}]},
         },
     }
-    with pytest.raises(SchemeError, match=r"4 code\(s\) map to more than one segment: 44 -> champions, loyal"):
+    with pytest.raises(
+        SchemeError, match=r"4 code\(s\) map to more than one segment: 44 -> champions, loyal"
+    ):
         build_scheme(spec)
 
 
@@ -101,7 +108,10 @@ def test_range_table_that_cannot_reach_segments_is_rejected() -> None:
     [
         ({"axes": ["r", "m"], "segments": {"a": {"codes": [11]}}}, "axes must be"),
         ({"bins": 2, "axes": ["r", "f"], "segments": {"a": {"codes": [13]}}}, "each in 1..2"),
-        ({"bins": 2, "axes": ["r", "f"], "segments": {"a": {"ranges": [{"x": [1, 2]}]}}}, "not in the scheme's axes"),
+        (
+            {"bins": 2, "axes": ["r", "f"], "segments": {"a": {"ranges": [{"x": [1, 2]}]}}},
+            "not in the scheme's axes",
+        ),
         ({"bins": 2, "segments": {"a": {"codez": [1]}}}, "needs 'codes"),
         ({"colour": "red", "segments": {}}, "unknown key"),
     ],
@@ -126,5 +136,7 @@ def test_assign_segments_uses_scheme_axes(spark: SparkSession) -> None:
         for r in assign_segments(df, scheme=rfm).collect()
     }
     assert got == {(r, f, m): (f"{r}{f}{m}", rfm.mapping[f"{r}{f}{m}"]) for r, f, m in rows}
-    got_rf = {(r["r_score"], r["f_score"]): r["segment"] for r in assign_segments(df, scheme=rf).collect()}
+    got_rf = {
+        (r["r_score"], r["f_score"]): r["segment"] for r in assign_segments(df, scheme=rf).collect()
+    }
     assert got_rf == {(r, f): rf_grid(r, f) for r, f, _ in rows}
