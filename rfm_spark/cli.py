@@ -155,6 +155,47 @@ def build_parser() -> argparse.ArgumentParser:
     _common(exp)
     exp.set_defaults(func=cmd_export)
 
+    tr = sub.add_parser(
+        "transitions",
+        help="who moved between segments: the matrix, or the movers with --from/--to",
+        description=(
+            "Compare the snapshot --as-of with the one --days before it (or the latest one on or "
+            "before that day, which is then named). Without --from/--to: the from/to matrix "
+            "(customers and share of each from-segment). With them: one row per customer who "
+            "moved. Customers new since the earlier snapshot come from '(new)'; customers absent "
+            "from the later one go to '(gone)'."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tr.add_argument("--as-of", required=True, metavar="D", help="the later snapshot date")
+    tr.add_argument(
+        "--days", type=int, metavar="N", help="how far back (default: history.transition_days, 14)"
+    )
+    tr.add_argument("--from", dest="from_segment", metavar="SEG", help="movers out of this segment")
+    tr.add_argument("--to", dest="to_segment", metavar="SEG", help="movers into this segment")
+    tr.add_argument(
+        "--by",
+        choices=["segment", "cluster"],
+        default="segment",
+        help="compare segments or k-means clusters",
+    )
+    tr.add_argument(
+        "--output", metavar="FILE", help="also write the result to FILE.csv or FILE.parquet"
+    )
+    tr.add_argument(
+        "--grid", action="store_true", help="print the matrix as a from x to grid of counts"
+    )
+    tr.add_argument(
+        "--materialize",
+        action="store_true",
+        help="keep the matrix in the segment_transitions table",
+    )
+    _time_travel_options(tr)
+    tr.add_argument("--table", metavar="NAME", help="segments table (default customer_segments)")
+    _common(tr)
+    tr.set_defaults(func=cmd_transitions)
+
     vac = sub.add_parser(
         "vacuum",
         help="delete old unreferenced files, never inside the transition window",
@@ -445,6 +486,50 @@ def cmd_export(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(f"wrote {count:,} customers of snapshot {snapshot} to {args.output}")
+    return 0
+
+
+def cmd_transitions(args: argparse.Namespace) -> int:
+    from rfm_spark import transitions as tr
+    from rfm_spark.pipeline import new_run_id
+
+    as_of = parse_date(args.as_of, "--as-of")
+    travel = _time_travel(args)
+    config = _config(args, {"output.table": args.table})
+    days = args.days if args.days is not None else config.history.transition_days
+    store = _store(args, config)
+    pair, pairs = tr.load_pairs(
+        store, config.table_path(), as_of=as_of, days=days, by=args.by, **travel
+    )
+    pairs = pairs.cache()
+    if pair.note:
+        print(f"note: {pair.note}", file=sys.stderr)
+    matrix = tr.transition_matrix(pairs)
+    rows = matrix.collect()
+    title = f"{args.by} transitions from {pair.earlier} to {pair.later}"
+    if args.from_segment is None and args.to_segment is None:
+        print(f"\n{title}:\n")
+        table = tr.crosstab_table(rows) if args.grid else tr.matrix_table(rows)
+        print(format_table(*table))
+        result = matrix
+    else:
+        tr.check_labels(rows, from_segment=args.from_segment, to_segment=args.to_segment)
+        result = tr.movers(pairs, from_segment=args.from_segment, to_segment=args.to_segment)
+        n = result.count()
+        what = f"from {args.from_segment or 'any'} to {args.to_segment or 'any'}"
+        print(f"{n:,} customers moved {what} ({title})")
+        if not args.output:
+            for r in result.limit(20).collect():
+                print(f"  {r['customer_id']}  {r['from_segment']} -> {r['to_segment']}")
+            if n > 20:
+                print(f"  ... and {n - 20:,} more (use --output FILE for all)")
+    if args.output:
+        tr.write_result(result, args.output)
+        print(f"wrote {args.output}")
+    if args.materialize:
+        version = tr.materialize(store, config.warehouse, matrix, pair, new_run_id(), by=args.by)
+        print(f"segment_transitions version {version}")
+    pairs.unpersist()
     return 0
 
 

@@ -8,34 +8,44 @@ of partitions or executors, and no shuffle is ever needed (transactions are expl
 customer rows, the product catalogue is a closed-form function of the product index).
 
 Customers belong to one of six planted personas that are well separated in recency / frequency
-/ monetary space at a snapshot on ``end_date`` with a 365-day lookback (rates per year, median
-unit price of a line; every customer draws its own rate and spend level around them):
+/ monetary space at a snapshot on ``end_date`` with a 365-day lookback (k-means with k=6 on
+standardised log R, F, M recovers them with an adjusted Rand index of about 0.65-0.75). Rates are
+orders per year, unit price the median price of a line; every customer draws its own rate and
+spend level around them:
 
-===========================  ========  ==========  ==========================================
-persona                      orders/y  unit price  activity
-===========================  ========  ==========  ==========================================
-champions                    24        70          whole period, still active
-frequent_small_spenders      30        7           whole period, still active
-occasional_mid_spenders      5         35          whole period, still active
-one_time_buyers              (1)       25          exactly one order, uniform over the period
-lapsed_regulars              20        40          from the start until a dropout 120-270
-                                                   days before ``end_date``
-new_customers                12        20          signed up in the last 90 days; first
-                                                   order on the signup day
-===========================  ========  ==========  ==========================================
+=========================  =====  ========  =====  ============================================
+persona                    share  orders/y  price  activity
+=========================  =====  ========  =====  ============================================
+champions                  12%    24        90     whole period, still active
+frequent_small_spenders    16%    30        5      whole period, still active
+occasional_mid_spenders    20%    6         45     whole period, still active
+one_time_buyers            22%    (1)       25     one order, any time but the last 60 days
+lapsed_regulars            15%    30        45     from the start until a dropout 100-220 days
+                                                   before ``end_date``
+new_customers              15%    12        20     signed up in the last 60 days; first order
+                                                   on the signup day
+=========================  =====  ========  =====  ============================================
 
-Individual rates are the persona rate times a lognormal factor (sigma 0.4) and order counts
-are Poisson given the rate and the customer's active days; spend levels are the persona price
-times a lognormal factor (sigma 0.35) and every line varies again around it (sigma 0.5). About
-15% of the established customers signed up during the first half of the period. When ``days``
-is shorter than 730 the dropout and "new" windows shrink in proportion.
+At a snapshot on ``end_date`` (default size) the medians are: champions R 11 days, F 23,
+M 4,470; frequent small spenders R 9, F 29, M 320; occasional R 44, F 6, M 550; one-time R 214,
+F 1, M 42; lapsed R 174, F 16, M 1,400; new R 14, F 2, M 65.
+
+Individual rates are the persona rate times a lognormal factor (sigma 0.3, mean 1) and order
+counts are Poisson given the rate and the customer's active days; spend levels are the persona
+price times a lognormal factor (sigma 0.3) and every line varies again around it (sigma 0.5).
+Orders have 1.6 lines on average (geometric), quantities are mostly 1, 12% of lines carry a
+10% or 20% discount, and a line's amount is the catalogue price of its product times the
+quantity. About 15% of the established customers (not the lapsed) signed up during the first
+half of the period. When ``days`` is shorter than 730 the dropout and "new" windows shrink in
+proportion.
 
 About 3% of orders get a return row. About 8% of the lapsed regulars (when ``days >= 420``)
 stopped buying just over 365 days before ``end_date`` and returned their last order inside the
 last 365 days, so "returns only" customers exist at a snapshot on ``end_date``.
 
-At the default size (730 days) the output has about 14 transaction rows per customer-year
-(about 17.5 orders and 28.5 rows per customer over 2 years): 20,000 customers give ~0.57M rows.
+Size: about 19.7 transaction rows per customer-year at 730 days (24 orders and 39 rows per
+customer over the 2 years); 20,000 customers x 730 days give ~0.79M rows, 100M rows need about
+2.5M customers over 730 days (or 1.3M over 4 years; the active personas scale with ``days``).
 """
 
 from __future__ import annotations
@@ -47,7 +57,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -74,9 +84,9 @@ PERSONAS: tuple[str, ...] = (
 )
 CHANNELS: tuple[str, ...] = ("web", "app", "store")
 
-# Approximate transaction rows per customer and year at the default 730 days (used to size
-# partitions; the measured value is 14.3).
-ROWS_PER_CUSTOMER_YEAR = 14.3
+# Transaction rows per customer and year measured at the default 730 days (used to size
+# partitions).
+ROWS_PER_CUSTOMER_YEAR = 19.7
 DEFAULT_END_DATE = dt.date(2026, 11, 23)
 
 # Per persona, in the order of PERSONAS.
@@ -225,94 +235,117 @@ class GenerateSummary:
 
 
 # ---------------------------------------------------------------------------------------------
-# Column helpers
+# SQL fragments
+#
+# The expressions are written as Spark SQL text and applied with ``selectExpr`` in a few stages:
+# built with the Column API they took ~10,000 Py4J round trips per DataFrame (seconds on a busy
+# machine, before any data moved). Columns are still referred to by name.
 # ---------------------------------------------------------------------------------------------
 
 
-def _uniform(seed: int, salt: int, *keys: Column) -> Column:
+def _d(x: float) -> str:
+    """A double literal."""
+    return f"({float(x)!r}D)"
+
+
+def _s(text: str) -> str:
+    """A string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _u(seed: int, salt: int, *keys: str) -> str:
     """Uniform double in [0, 1), a pure function of the seed, the salt and the key columns."""
-    h = F.xxhash64(F.lit(seed).cast("long"), F.lit(salt), *keys)
-    return h.bitwiseAND(F.lit(_MASK53)).cast("double") / float(1 << 53)
+    h = f"xxhash64(CAST({seed} AS BIGINT), {salt}, {', '.join(keys)})"
+    return f"(CAST({h} & {_MASK53} AS DOUBLE) / {_d(1 << 53)})"
 
 
-def _normal(seed: int, salt: int, *keys: Column) -> Column:
-    """Standard normal (Box-Muller on two hash uniforms)."""
-    u1 = _uniform(seed, salt, *keys)
-    u2 = _uniform(seed, salt + 1, *keys)
-    return F.sqrt(F.log(1.0 - u1) * -2.0) * F.cos(u2 * (2.0 * math.pi))
+def _z(seed: int, salt: int, *keys: str) -> str:
+    """Standard normal (Box-Muller on two hash uniforms; uses salts ``salt`` and ``salt + 1``)."""
+    u1, u2 = _u(seed, salt, *keys), _u(seed, salt + 1, *keys)
+    return f"(sqrt(-2D * ln(1D - {u1})) * cos({_d(2 * math.pi)} * {u2}))"
 
 
-def _pick_index(u: Column, weights: Sequence[float]) -> Column:
-    """0-based index drawn with the given weights from a uniform column."""
+def _floor_int(x: str) -> str:
+    return f"CAST(floor({x}) AS INT)"
+
+
+def _pick(u: str, weights: Sequence[float]) -> str:
+    """0-based index drawn with the given weights from the uniform ``u``."""
     total = float(sum(weights))
     cum = 0.0
-    expr: Column | None = None
+    whens = []
     for i, w in enumerate(weights[:-1]):
         cum += w / total
-        expr = F.when(u < cum, F.lit(i)) if expr is None else expr.when(u < cum, F.lit(i))
-    last = F.lit(len(weights) - 1)
-    return last if expr is None else expr.otherwise(last)
+        whens.append(f"WHEN {u} < {_d(cum)} THEN {i}")
+    if not whens:
+        return "0"
+    return f"(CASE {' '.join(whens)} ELSE {len(weights) - 1} END)"
 
 
-def _element(values: Sequence[object], index0: Column) -> Column:
+def _at(values: Sequence[str] | Sequence[float], index0: str) -> str:
     """``values[index0]`` from a literal array."""
-    return F.element_at(F.array(*[F.lit(v) for v in values]), index0 + 1)
+    items = ", ".join(_s(v) if isinstance(v, str) else _d(v) for v in values)
+    return f"element_at(array({items}), ({index0}) + 1)"
 
 
-def _geometric(u: Column, q: float) -> Column:
+def _geometric(u: str, q: float) -> str:
     """Number of successes before the first failure, P(X >= m) = q**m (mean q / (1 - q))."""
-    return F.floor(F.log(1.0 - u) / math.log(q)).cast("int")
+    return _floor_int(f"ln(1D - {u}) / {_d(math.log(q))}")
 
 
-def _poisson(lam: Column, u: Column, z: Column) -> Column:
-    """Poisson draw for mean ``lam``: exact inverse CDF below 30, normal approximation above."""
+def _poisson(lam: str, u: str, z: str) -> str:
+    """Poisson draw for mean ``lam`` (column names): exact inverse CDF below 30, normal above.
 
-    def step(acc: Column, _k: Column) -> Column:
-        nxt = acc["p"] * lam / (acc["n"] + 1)
-        return F.when(
-            acc["cdf"] < u,
-            F.struct(
-                (acc["n"] + 1).alias("n"), nxt.alias("p"), (acc["cdf"] + nxt).alias("cdf")
-            ),
-        ).otherwise(acc)
-
-    start = F.struct(
-        F.lit(0).alias("n"), F.exp(-lam).alias("p"), F.exp(-lam).alias("cdf")
+    The exact branch walks the CDF up to lam + 6 sd (the tail beyond is < 1e-7).
+    """
+    nxt = f"acc.p * {lam} / (acc.n + 1)"
+    step = (
+        f"(acc, i) -> IF(acc.cdf < {u}, "
+        f"named_struct('n', acc.n + 1, 'p', {nxt}, 'cdf', acc.cdf + {nxt}), acc)"
     )
-    # Steps up to lam + 6 sd: the tail beyond has probability < 1e-7.
-    steps = F.floor(lam + F.sqrt(lam) * 6.0 + 6.0).cast("int")
-    exact = F.aggregate(F.sequence(F.lit(0), steps), start, step, lambda acc: acc["n"])
-    approx = F.greatest(F.lit(0), F.floor(lam + F.sqrt(lam) * z + 0.5).cast("int"))
-    return F.least(F.when(lam < 30.0, exact).otherwise(approx), F.lit(_MAX_ORDERS))
+    start = f"named_struct('n', 0, 'p', exp(-{lam}), 'cdf', exp(-{lam}))"
+    steps = _floor_int(f"{lam} + sqrt({lam}) * 6D + 6D")
+    exact = f"aggregate(sequence(0, {steps}), {start}, {step}, acc -> acc.n)"
+    approx = f"greatest(0, {_floor_int(f'{lam} + sqrt({lam}) * {z} + 0.5D')})"
+    return f"least(IF({lam} < 30D, {exact}, {approx}), {_MAX_ORDERS})"
 
 
-def _catalogue_quantile(rank: Column, n_products: int) -> Column:
-    return (rank.cast("double") + 0.5) / float(n_products)
+def _padded(prefix: str, *parts: str | int) -> str:
+    """``prefix`` + zero-padded numbers: ``_padded("C", "_c", 8)`` -> ``C00000042``.
+
+    ``parts`` alternate a number column and its width (lpad is much faster than format_string).
+    """
+    pads = [
+        f"lpad(CAST({number} AS STRING), {width}, '0')"
+        for number, width in zip(parts[::2], parts[1::2], strict=True)
+    ]
+    return f"concat({_s(prefix)}, {', '.join(pads)})"
 
 
-def _price_cents(rank: Column, n_products: int) -> Column:
-    """Price in cents (long) of the product at price rank ``rank`` (0-based, ascending)."""
+def _catalogue_quantile(rank: str, n_products: int) -> str:
+    return f"((CAST({rank} AS DOUBLE) + 0.5D) / {_d(n_products)})"
+
+
+def _price_cents(rank: str, n_products: int) -> str:
+    """Price in cents (bigint) of the product at price rank ``rank`` (0-based, ascending)."""
     p = _catalogue_quantile(rank, n_products)
-    x = F.exp(
-        F.lit(math.log(_PRICE_MEDIAN)) + F.log(p / (1.0 - p)) * (_PRICE_SIGMA / _LOGISTIC_K)
-    )
+    x = f"exp({_d(math.log(_PRICE_MEDIAN))} + ln({p} / (1D - {p})) * {_d(_PRICE_SIGMA / _LOGISTIC_K)})"
     # Shop-like prices: x.99 from 5 up, whole cents below, at least 0.49.
-    cents = F.when(x < 5.0, F.round(x * 100.0)).otherwise(F.ceil(x) * 100 - 1).cast("long")
-    return F.greatest(cents, F.lit(49))
+    cents = f"CAST(IF({x} < 5D, round({x} * 100D), ceil({x}) * 100 - 1) AS BIGINT)"
+    return f"greatest({cents}, 49L)"
 
 
-def _money(cents: Column) -> Column:
-    """Whole cents (long) -> decimal(12,2). Money is computed in integer cents because decimal
+def _money(cents: str) -> str:
+    """Whole cents (bigint) -> decimal(12,2). Money is computed in integer cents because decimal
     arithmetic goes through java.math.BigDecimal and was a third of the generation time."""
-    return (cents / 100.0).cast(T.DecimalType(12, 2))
+    return f"CAST(({cents}) / 100D AS DECIMAL(12,2))"
 
 
-def _rank_for_price(target: Column, n_products: int) -> Column:
-    """Price rank (0-based) whose catalogue price is closest to ``target``: inverse of _price."""
-    z = (F.log(target) - math.log(_PRICE_MEDIAN)) * (_LOGISTIC_K / _PRICE_SIGMA)
-    q = F.lit(1.0) / (F.exp(-z) + 1.0)
-    rank = F.floor(q * float(n_products)).cast("long")
-    return F.least(F.greatest(rank, F.lit(0)), F.lit(n_products - 1))
+def _rank_for_price(target: str, n_products: int) -> str:
+    """Price rank (0-based) whose catalogue price is closest to ``target``: inverse of the price."""
+    z = f"((ln({target}) - {_d(math.log(_PRICE_MEDIAN))}) * {_d(_LOGISTIC_K / _PRICE_SIGMA)})"
+    rank = f"CAST(floor({n_products}D / (exp(-{z}) + 1D)) AS BIGINT)"
+    return f"least(greatest({rank}, 0L), {n_products - 1}L)"
 
 
 @dataclass(frozen=True)
@@ -332,21 +365,9 @@ class _Catalogue:
             mult += 1
         return cls(size, mult % size or 1, rng.randrange(size), max(5, len(str(size))))
 
-    def product_id(self, rank: Column) -> Column:
-        number = (rank * self.mult + self.add) % self.size + 1
+    def product_id(self, rank: str) -> str:
+        number = f"(({rank}) * {self.mult} + {self.add}) % {self.size} + 1"
         return _padded("P", number, self.width)
-
-
-def _padded(prefix: str, *parts: Column | int) -> Column:
-    """``prefix`` + zero-padded numbers: ``_padded("C", col, 8)`` -> ``C00000042``.
-
-    ``parts`` alternate a number column and its width (lpad is much faster than format_string).
-    """
-    cols: list[Column] = [F.lit(prefix)]
-    for number, width in zip(parts[::2], parts[1::2], strict=True):
-        assert isinstance(number, Column) and isinstance(width, int)
-        cols.append(F.lpad(number.cast("string"), width, "0"))
-    return F.concat(*cols)
 
 
 def _id_width(customers: int) -> int:
@@ -355,6 +376,12 @@ def _id_width(customers: int) -> int:
 
 def _epoch_seconds(day: dt.date) -> int:
     return calendar.timegm(day.timetuple())
+
+
+def _stage(df: DataFrame, columns: dict[str, str]) -> DataFrame:
+    """``df`` with the named SQL expressions added (or replaced)."""
+    kept = [f"`{name}`" for name in df.columns if name not in columns]
+    return df.selectExpr(*kept, *[f"{sql} AS `{name}`" for name, sql in columns.items()])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,124 +439,111 @@ def _customer_base(
     """Customers with the public columns plus the hidden ``_``-columns the orders are drawn from.
 
     Day numbers (``_signup``, ``_a``, ``_b``, ``_anchor``) count from the start date (day 0) to
-    ``days`` (= ``end_date``, exclusive).
+    ``days`` (= ``end_date``, exclusive); activity (extra orders) is in ``[_a, _b)``, and the
+    "anchor" order (one-time buyers' order, new customers' first, the returned last order of
+    "returns only" customers) sits on day ``_anchor``.
     """
     start_date = end_date - dt.timedelta(days=days)
     scale = min(1.0, days / _FULL_DAYS)
-    c = F.col("_c")
 
-    def u(salt: int) -> Column:
-        return _uniform(seed, salt, c)
+    def u(salt: int) -> str:
+        return _u(seed, salt, "_c")
 
-    def n(salt: int) -> Column:
-        return _normal(seed, salt, c)
+    def z(salt: int) -> str:
+        return _z(seed, salt, "_c")
 
-    persona_idx = _pick_index(u(_S_PERSONA), _SHARE)
-    p = F.col("_p")
-    age = F.least(
-        F.greatest(F.round(_element(_MEAN_AGE, p) + n(_S_AGE) * 13.0), F.lit(18)), F.lit(90)
-    ).cast("int")
-
-    country_idx = _pick_index(u(_S_COUNTRY), [share for _, share, _ in _COUNTRIES])
-    city_idx: Column | None = None
+    city_cases = []
     offset = 0
     for i, (_, _, places) in enumerate(_COUNTRIES):
-        local = _pick_index(u(_S_CITY), [1.0 / (r + 1) for r in range(len(places))]) + offset
-        cond = F.col("_country_idx") == i
-        city_idx = F.when(cond, local) if city_idx is None else city_idx.when(cond, local)
+        local = _pick(u(_S_CITY), [1.0 / (r + 1) for r in range(len(places))])
+        city_cases.append(f"WHEN {i} THEN {local} + {offset}")
         offset += len(places)
-    assert city_idx is not None
     regions = [region for _, _, places in _COUNTRIES for region, _ in places]
     cities = [city for _, _, places in _COUNTRIES for _, city in places]
 
-    # Signup day: established personas mostly before the start (up to 3 years), 15% during the
-    # first half of the period; lapsed regulars always before it. One-time buyers signed up at
-    # most 30 days before their single order, new customers in the last 90 days.
     new_window = max(1, round(_NEW_WINDOW_DAYS * scale))
-    before_start = -F.floor(u(_S_SIGNUP) * 1095).cast("int") - 1
-    during = F.floor(u(_S_SIGNUP) * (days / 2.0)).cast("int")
     # A single order in the last weeks is a new customer's, so one-time buyers bought before.
-    anchor_one_time = F.floor(u(_S_ANCHOR) * max(1, days - new_window)).cast("int")
-    new_signup = F.lit(days - new_window) + F.floor(u(_S_SIGNUP) * new_window).cast("int")
-    signup = (
-        F.when(p == _ONE_TIME, F.col("_anchor") - F.floor(u(_S_SIGNUP) * 30).cast("int"))
-        .when(p == _NEW, new_signup)
-        .when((p != _LAPSED) & (u(_S_SIGNUP_KIND) < 0.15), during)
-        .otherwise(before_start)
-    )
+    one_time_span = max(1, days - new_window)
+    d0, d1 = _DROPOUT_DAYS
+    dropout = f"{days} - CAST(round(({_d(d0)} + _u_dropout * {_d(d1 - d0)}) * {_d(scale)}) AS INT)"
+    returns_only_ok = "true" if days >= _RETURNS_ONLY_MIN_DAYS else "false"
+    # A little younger customers prefer the app, older ones the store.
+    p_app = "least(greatest(0.55D - (age - 18) * 0.008D, 0.05D), 0.6D)"
+    p_store = "least(greatest(0.05D + (age - 18) * 0.006D, 0.05D), 0.45D)"
 
-    # Lapsed regulars drop out 120-270 days before the end (scaled for short periods); some
-    # drop out just over a year before it and return their last order inside the last year.
-    returns_only_ok = days >= _RETURNS_ONLY_MIN_DAYS
-    gap = F.lit(3) + F.floor(u(_S_DROPOUT) * 18).cast("int")
-    dropout_before_end = F.lit(float(_DROPOUT_DAYS[0])) + u(_S_DROPOUT) * float(
-        _DROPOUT_DAYS[1] - _DROPOUT_DAYS[0]
+    df = spark.range(1, customers + 1, 1, numPartitions=partitions).selectExpr("id AS _c")
+    df = _stage(
+        df,
+        {
+            "_p": _pick(u(_S_PERSONA), _SHARE),
+            "_country_idx": _pick(u(_S_COUNTRY), [share for _, share, _ in _COUNTRIES]),
+            "_u_signup": u(_S_SIGNUP),
+            "_u_dropout": u(_S_DROPOUT),
+            "_anchor_one_time": _floor_int(f"{u(_S_ANCHOR)} * {one_time_span}"),
+        },
     )
-    dropout = F.lit(days) - F.round(dropout_before_end * scale).cast("int")
-    returns_only = (p == _LAPSED) & (u(_S_RET_ONLY) < _RETURNS_ONLY_SHARE_OF_LAPSED)
-    returns_only = returns_only & F.lit(returns_only_ok)
-    active_end = (
-        F.when(F.col("_returns_only"), F.lit(days - _LOOKBACK_DAYS) - gap)
-        .when(p == _LAPSED, F.greatest(dropout, F.lit(1)))
-        .otherwise(F.lit(days))
+    df = _stage(
+        df,
+        {
+            "age": f"CAST(least(greatest(round({_at(_MEAN_AGE, '_p')} + {z(_S_AGE)} * 13D), 18), "
+            "90) AS INT)",
+            "_city_idx": f"CASE _country_idx {' '.join(city_cases)} END",
+            "_rate": f"{_at(_RATE_PER_YEAR, '_p')} * "
+            f"exp({z(_S_RATE)} * {_d(_RATE_SIGMA)} - {_d(_RATE_SIGMA**2 / 2)})",
+            "_spend": f"{_at(_UNIT_PRICE, '_p')} * exp({z(_S_SPEND)} * {_d(_SPEND_SIGMA)})",
+            # Lapsed regulars drop out 100-220 days before the end (scaled for short periods);
+            # some ("returns only") 3-20 days more than a year before it, and return their last
+            # order inside the last year.
+            "_returns_only": f"_p = {_LAPSED} AND {u(_S_RET_ONLY)} < "
+            f"{_d(_RETURNS_ONLY_SHARE_OF_LAPSED)} AND {returns_only_ok}",
+            # Established personas signed up before the start (up to 3 years), 15% during the
+            # first half of the period; lapsed regulars always before it. One-time buyers at
+            # most 30 days before their order, new customers in the last 60 days.
+            "_signup": f"""CASE
+                WHEN _p = {_ONE_TIME} THEN _anchor_one_time - {_floor_int("_u_signup * 30")}
+                WHEN _p = {_NEW} THEN {days - new_window} + {_floor_int(f"_u_signup * {new_window}")}
+                WHEN _p != {_LAPSED} AND {u(_S_SIGNUP_KIND)} < 0.15D
+                    THEN {_floor_int(f"_u_signup * {_d(days / 2)}")}
+                ELSE -{_floor_int("_u_signup * 1095")} - 1 END""",
+        },
     )
-    anchor = (
-        F.when(p == _ONE_TIME, anchor_one_time)
-        .when(p == _NEW, F.col("_signup"))
-        .when(F.col("_returns_only"), F.col("_b"))
+    df = _stage(
+        df,
+        {
+            "_a": "greatest(_signup, 0)",
+            "_b": f"""CASE
+                WHEN _returns_only THEN {days - _LOOKBACK_DAYS} - 3 - {_floor_int("_u_dropout * 18")}
+                WHEN _p = {_LAPSED} THEN greatest({dropout}, 1)
+                ELSE {days} END""",
+        },
     )
-
-    rate = _element(_RATE_PER_YEAR, p) * F.exp(
-        n(_S_RATE) * _RATE_SIGMA - _RATE_SIGMA**2 / 2.0
+    df = _stage(
+        df,
+        {
+            "_anchor": f"""CASE WHEN _p = {_ONE_TIME} THEN _anchor_one_time
+                WHEN _p = {_NEW} THEN _signup WHEN _returns_only THEN _b END""",
+            "_lam": "_rate * greatest(_b - _a, 0) / 365D",
+            "_u_poisson": u(_S_POISSON),
+            "_z_poisson": z(_S_POISSON + 2),
+            "customer_id": _padded("C", "_c", _id_width(customers)),
+            "persona": _at(PERSONAS, "_p"),
+            "gender": _at([g for g, _ in _GENDERS], _pick(u(_S_GENDER), [w for _, w in _GENDERS])),
+            "country": _at([code for code, _, _ in _COUNTRIES], "_country_idx"),
+            "region": _at(regions, "_city_idx"),
+            "city": _at(cities, "_city_idx"),
+            "signup_date": f"date_add(DATE'{start_date.isoformat()}', _signup)",
+            "preferred_channel": f"""CASE WHEN {u(_S_CHANNEL)} < {p_app} THEN 'app'
+                WHEN {u(_S_CHANNEL)} < {p_app} + {p_store} THEN 'store' ELSE 'web' END""",
+        },
     )
-    spend = _element(_UNIT_PRICE, p) * F.exp(n(_S_SPEND) * _SPEND_SIGMA)
-    active_days = F.greatest(F.col("_b") - F.col("_a"), F.lit(0))
-    lam = F.col("_rate") * active_days / 365.0
-    n_extra = F.when(p == _ONE_TIME, F.lit(0)).otherwise(
-        _poisson(lam, u(_S_POISSON), n(_S_POISSON + 2))
-    )
-
-    age_c = F.col("age") - 18
-    p_app = F.least(F.greatest(F.lit(0.55) - age_c * 0.008, F.lit(0.05)), F.lit(0.6))
-    p_store = F.least(F.greatest(F.lit(0.05) + age_c * 0.006, F.lit(0.05)), F.lit(0.45))
-    u_ch = u(_S_CHANNEL)
-    preferred = (
-        F.when(u_ch < p_app, F.lit("app"))
-        .when(u_ch < p_app + p_store, F.lit("store"))
-        .otherwise(F.lit("web"))
-    )
-
-    return (
-        spark.range(1, customers + 1, 1, numPartitions=partitions)
-        .select(F.col("id").alias("_c"))
-        .withColumn("_p", persona_idx)
-        .withColumn("_country_idx", country_idx)
-        .withColumn("_anchor", F.when(p == _ONE_TIME, anchor_one_time))
-        .withColumn("_signup", signup)
-        .withColumn("_returns_only", returns_only)
-        .withColumn("_a", F.greatest(F.col("_signup"), F.lit(0)))
-        .withColumn("_b", active_end)
-        .withColumn("_anchor", anchor)
-        .withColumn("_rate", rate)
-        .withColumn("_spend", spend)
-        .withColumn("_n_extra", n_extra)
-        .withColumn("age", age)
-        .withColumn("_city_idx", city_idx)
-        .select(
-            "*",
-            _padded("C", c, _id_width(customers)).alias("customer_id"),
-            _element(PERSONAS, p).alias("persona"),
-            _element([g for g, _ in _GENDERS], _pick_index(u(_S_GENDER), [w for _, w in _GENDERS]))
-            .alias("gender"),
-            _element([code for code, _, _ in _COUNTRIES], F.col("_country_idx")).alias("country"),
-            _element(regions, F.col("_city_idx")).alias("region"),
-            _element(cities, F.col("_city_idx")).alias("city"),
-            F.date_add(F.lit(start_date), F.col("_signup")).alias("signup_date"),
-            preferred.alias("preferred_channel"),
-            (u(_S_EMAIL) < _element(_EMAIL_OPT_IN, p)).alias("email_opt_in"),
-            (u(_S_PUSH) < F.when(preferred == "app", 0.7).otherwise(0.2)).alias("push_opt_in"),
-            (u(_S_SMS) < 0.25).alias("sms_opt_in"),
-        )
+    return _stage(
+        df,
+        {
+            "_n_extra": f"IF(_p = {_ONE_TIME}, 0, {_poisson('_lam', '_u_poisson', '_z_poisson')})",
+            "email_opt_in": f"{u(_S_EMAIL)} < {_at(_EMAIL_OPT_IN, '_p')}",
+            "push_opt_in": f"{u(_S_PUSH)} < IF(preferred_channel = 'app', 0.7D, 0.2D)",
+            "sms_opt_in": f"{u(_S_SMS)} < 0.25D",
+        },
     )
 
 
@@ -596,37 +610,19 @@ def products_df(spark: SparkSession, *, products: int = 500, seed: int = 42) -> 
     """
     _check_int("products", products, 1, "--products")
     catalogue = _Catalogue.of(products, seed)
-    rank = F.col("id")
-    q = _catalogue_quantile(rank, products) + _normal(seed, _S_CATEGORY, rank) * 0.12
-    cat = F.least(F.greatest(F.floor(q * len(_CATEGORIES)), F.lit(0)), F.lit(len(_CATEGORIES) - 1))
-    return spark.range(0, products, 1, numPartitions=1).select(
-        catalogue.product_id(rank).alias("product_id"),
-        _element(_CATEGORIES, cat.cast("int")).alias("category"),
-        _money(_price_cents(rank, products)).alias("price"),
+    q = f"{_catalogue_quantile('id', products)} + {_z(seed, _S_CATEGORY, 'id')} * 0.12D"
+    n_cat = len(_CATEGORIES)
+    category = f"least(greatest({_floor_int(f'({q}) * {n_cat}')}, 0), {n_cat - 1})"
+    return spark.range(0, products, 1, numPartitions=1).selectExpr(
+        f"{catalogue.product_id('id')} AS product_id",
+        f"{_at(_CATEGORIES, category)} AS category",
+        f"{_money(_price_cents('id', products))} AS price",
     )
 
 
 # ---------------------------------------------------------------------------------------------
 # Transactions
 # ---------------------------------------------------------------------------------------------
-
-
-def _line_columns(
-    seed: int, catalogue: _Catalogue, line: Column
-) -> tuple[Column, Column, Column]:
-    """product_id, quantity (int) and amount in cents (long) of line ``line`` of an order.
-
-    Needs ``_c``, ``_k`` and ``_spend``; a pure function of them, so a return row can recompute
-    the line it returns.
-    """
-    keys = (F.col("_c"), F.col("_k"), line)
-    target = F.col("_spend") * F.exp(_normal(seed, _S_LINE_PRICE, *keys) * _LINE_PRICE_SIGMA)
-    rank = _rank_for_price(target, catalogue.size)
-    quantity = F.least(F.lit(1) + _geometric(_uniform(seed, _S_QTY, *keys), 0.2), F.lit(10))
-    u_disc = _uniform(seed, _S_DISCOUNT, *keys)
-    percent_paid = F.when(u_disc < 0.08, 90).when(u_disc < 0.12, 80).otherwise(100)
-    gross = _price_cents(rank, catalogue.size) * quantity * percent_paid
-    return catalogue.product_id(rank), quantity.cast("int"), F.floor((gross + 50) / 100.0)
 
 
 def transactions_df(
@@ -670,38 +666,20 @@ def transactions_df(
     _check_int("products", products, 1, "--products")
     parts = partitions or default_partitions(spark, customers, days)
     _check_int("partitions", parts, 1, "--partitions")
-    catalogue = _Catalogue.of(products, seed)
+    cat = _Catalogue.of(products, seed)
     start_epoch = _epoch_seconds(end_date - dt.timedelta(days=days))
     end_epoch = _epoch_seconds(end_date)
-    width = _id_width(customers)
 
-    c, k = F.col("_c"), F.col("_k")
+    def u(salt: int, *keys: str) -> str:
+        return _u(seed, salt, "_c", "_k", *keys)
+
+    def z(salt: int, *keys: str) -> str:
+        return _z(seed, salt, "_c", "_k", *keys)
+
     base = _customer_base(
         spark, customers=customers, days=days, end_date=end_date, seed=seed, partitions=parts
     )
-    has_anchor = F.col("_anchor").isNotNull()
-    is_anchor = has_anchor & (k == 0)
-    span = F.greatest(F.col("_b") - F.col("_a"), F.lit(1))
-    day = F.when(is_anchor, F.col("_anchor")).otherwise(
-        F.col("_a") + F.floor(_uniform(seed, _S_ORDER_DAY, c, k) * span).cast("int")
-    )
-    hour = F.pmod(_normal(seed, _S_ORDER_TIME, c, k) * 4.5 + 13.5, F.lit(24.0))
-    seconds = F.lit(start_epoch) + day.cast("long") * 86400 + F.floor(hour * 3600).cast("long")
-    u_ch = _uniform(seed, _S_ORDER_CHANNEL, c, k)
-    channel = F.when(u_ch < 0.7, F.col("preferred_channel")).otherwise(
-        _element(CHANNELS, F.floor((u_ch - 0.7) / 0.3 * 3).cast("int"))
-    )
-    n_items = F.least(F.lit(1) + _geometric(_uniform(seed, _S_ITEMS, c, k), 0.375), F.lit(12))
-    forced = F.col("_returns_only") & is_anchor
-    is_return = forced | (_uniform(seed, _S_RETURN, c, k) < _RETURN_RATE)
-    # A forced return (returns-only customers) lands inside the last 365 days.
-    delay_days = F.when(
-        forced,
-        F.lit(days - _LOOKBACK_DAYS + 1) - day + F.floor(_uniform(seed, _S_RETURN_DELAY, c, k) * 20),
-    ).otherwise(F.lit(2) + F.floor(_uniform(seed, _S_RETURN_DELAY, c, k) * 28))
-
-    n_orders = F.col("_n_extra") + F.when(has_anchor, 1).otherwise(0)
-    orders = base.select(
+    orders = base.selectExpr(
         "_c",
         "customer_id",
         "_spend",
@@ -710,77 +688,78 @@ def transactions_df(
         "_b",
         "_anchor",
         "preferred_channel",
-        F.explode(
-            F.when(
-                n_orders > 0,
-                F.sequence(F.when(has_anchor, F.lit(0)).otherwise(F.lit(1)), F.col("_n_extra")),
-            ).otherwise(F.array().cast(T.ArrayType(T.IntegerType())))
-        ).alias("_k"),
-    ).select(
+        # order 0 is the anchor order, 1.._n_extra are spread over the active days
+        """explode(IF(_n_extra + IF(_anchor IS NULL, 0, 1) > 0,
+            sequence(IF(_anchor IS NULL, 1, 0), _n_extra), CAST(array() AS ARRAY<INT>))) AS _k""",
+    )
+    orders = _stage(
+        orders,
+        {
+            "order_id": _padded("O", "_c", _id_width(customers), "_k", 5),
+            "_forced_return": "_returns_only AND _anchor IS NOT NULL AND _k = 0",
+            "_day": f"""IF(_anchor IS NOT NULL AND _k = 0, _anchor,
+                _a + {_floor_int(f"{u(_S_ORDER_DAY)} * greatest(_b - _a, 1)")})""",
+            # afternoon-peaked time of day
+            "_hour": f"pmod({z(_S_ORDER_TIME)} * 4.5D + 13.5D, 24D)",
+            "_u_channel": u(_S_ORDER_CHANNEL),
+            "_n_items": f"least(1 + {_geometric(u(_S_ITEMS), 0.375)}, 12)",
+            "_u_delay": u(_S_RETURN_DELAY),
+        },
+    )
+    orders = orders.selectExpr(
         "_c",
         "_k",
         "_spend",
         "customer_id",
-        _padded("O", c, width, k, 5).alias("order_id"),
-        seconds.alias("_sec"),
-        channel.alias("channel"),
-        n_items.alias("_n_items"),
-        is_return.alias("_is_return"),
-        delay_days.cast("long").alias("_delay_days"),
+        "order_id",
+        f"{start_epoch}L + CAST(_day AS BIGINT) * 86400 + CAST(floor(_hour * 3600D) AS BIGINT) "
+        "AS _sec",
+        f"""IF(_u_channel < 0.7D, preferred_channel,
+            {_at(CHANNELS, _floor_int("(_u_channel - 0.7D) / 0.3D * 3"))}) AS channel""",
+        "_n_items",
+        f"_forced_return OR {u(_S_RETURN)} < {_d(_RETURN_RATE)} AS _is_return",
+        # A forced return (returns-only customers) lands inside the last 365 days.
+        f"""CAST(IF(_forced_return,
+            {days - _LOOKBACK_DAYS + 1} - _day + {_floor_int("_u_delay * 20")},
+            2 + {_floor_int("_u_delay * 28")}) AS BIGINT) AS _delay_days""",
     )
 
-    # One explode gives the lines 1..n_items of an order and, for a returned order, line 0:
-    # the return row, which recomputes the returned line from the same hashes.
-    j = F.col("_j")
-    is_ret_row = j == 0
-    ret_line = F.lit(1) + F.floor(_uniform(seed, _S_RETURN_LINE, c, k) * F.col("_n_items")).cast(
-        "int"
+    # One explode gives the lines 1.._n_items of an order and, for a returned order, line 0:
+    # the return row, which recomputes the line it returns (_line) from the same hashes.
+    lines = orders.selectExpr(
+        "*", "explode(sequence(IF(_is_return, 0, 1), _n_items)) AS _j"
+    ).selectExpr(
+        "*", f"IF(_j = 0, 1 + {_floor_int(f'{u(_S_RETURN_LINE)} * _n_items')}, _j) AS _line"
     )
-    ret_sec = (
-        F.col("_sec")
-        + F.col("_delay_days") * 86400
-        + F.floor(_uniform(seed, _S_RETURN_TIME, c, k) * 4 * 3600).cast("long")
+    lines = _stage(
+        lines,
+        {
+            "_target": f"_spend * exp({z(_S_LINE_PRICE, '_line')} * {_d(_LINE_PRICE_SIGMA)})",
+            "_qty": f"least(1 + {_geometric(u(_S_QTY, '_line'), 0.2)}, 10)",
+            "_u_discount": u(_S_DISCOUNT, "_line"),
+            "_ts_sec": f"""IF(_j = 0, _sec + _delay_days * 86400
+                + CAST(floor({u(_S_RETURN_TIME)} * 14400D) AS BIGINT), _sec)""",
+        },
+    ).filter(F.col("_ts_sec") < end_epoch)
+    lines = _stage(lines, {"_rank": _rank_for_price("_target", cat.size)})
+    lines = _stage(
+        lines,
+        {
+            # 12% of lines carry a 10% or 20% discount
+            "_cents": f"""floor(({_price_cents("_rank", cat.size)} * _qty
+                * CASE WHEN _u_discount < 0.08D THEN 90 WHEN _u_discount < 0.12D THEN 80
+                ELSE 100 END + 50) / 100D)""",
+            "_returned_qty": f"IF(_qty <= 1, _qty, 1 + {_floor_int(f'{u(_S_RETURN_QTY)} * _qty')})",
+        },
     )
-    qty = F.col("_qty")
-    returned_qty = F.when(qty <= 1, qty).otherwise(
-        F.lit(1) + F.floor(_uniform(seed, _S_RETURN_QTY, c, k) * qty).cast("int")
-    )
-    product_id, line_qty, line_cents = _line_columns(
-        seed, catalogue, F.when(is_ret_row, ret_line).otherwise(j)
-    )
-    return (
-        orders.select(
-            "*",
-            F.explode(
-                F.sequence(F.when(F.col("_is_return"), 0).otherwise(1), F.col("_n_items"))
-            ).alias("_j"),
-        )
-        .select(
-            "customer_id",
-            "order_id",
-            F.when(is_ret_row, ret_sec).otherwise(F.col("_sec")).alias("_ts_sec"),
-            line_cents.alias("_cents"),
-            product_id.alias("product_id"),
-            line_qty.alias("_qty"),
-            "channel",
-            "_j",
-            "_c",
-            "_k",
-        )
-        .filter(F.col("_ts_sec") < end_epoch)
-        .select(
-            "customer_id",
-            "order_id",
-            F.timestamp_seconds(F.col("_ts_sec")).alias("order_ts"),
-            _money(
-                F.when(is_ret_row, -F.floor(F.col("_cents") * returned_qty / qty + 0.5)).otherwise(
-                    F.col("_cents")
-                )
-            ).alias("amount"),
-            "product_id",
-            F.when(is_ret_row, -returned_qty).otherwise(qty).cast("int").alias("quantity"),
-            "channel",
-        )
+    return lines.selectExpr(
+        "customer_id",
+        "order_id",
+        "timestamp_seconds(_ts_sec) AS order_ts",
+        _money("IF(_j = 0, -floor(_cents * _returned_qty / _qty + 0.5D), _cents)") + " AS amount",
+        f"{cat.product_id('_rank')} AS product_id",
+        "CAST(IF(_j = 0, -_returned_qty, _qty) AS INT) AS quantity",
+        "channel",
     )
 
 

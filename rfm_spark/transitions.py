@@ -158,8 +158,9 @@ def resolve_pair(available: Sequence[dt.date], as_of: dt.date, days: int = 14) -
         raise TransitionUsageError(
             f"no snapshot on or before {requested} ({_plural(days, 'day')} before {as_of}); "
             f"the earliest is {dates[0]}. Run 'rfm-spark segment --snapshot-date {requested}' "
-            f"(or 'rfm-spark backfill --start {requested} --end {dates[0]}') to build the "
-            f"history{smaller}"
+            f"(or 'rfm-spark backfill --start {requested} --end "
+            f"{dates[0] - dt.timedelta(days=1)} --step-days {days}') to build the history"
+            f"{smaller}"
         )
     earlier = dates[i - 1]
     note = None
@@ -552,9 +553,16 @@ def materialize(
 
 
 def load_pairs(
-    store: Any, table_path: str, *, as_of: dt.date, days: int = 14, by: str = "segment"
+    store: Any,
+    table_path: str,
+    *,
+    as_of: dt.date,
+    days: int = 14,
+    by: str = "segment",
+    version: int | None = None,
+    timestamp: dt.datetime | None = None,
 ) -> tuple[SnapshotPair, DataFrame]:
-    """Read ``customer_segments`` (latest version), pick the snapshots and join them.
+    """Read ``customer_segments``, pick the snapshots and join them.
 
     Args:
         store: A :class:`rfm_spark.io.delta.TableStore`.
@@ -562,15 +570,17 @@ def load_pairs(
         as_of: The later snapshot.
         days: How far back the earlier snapshot is wanted.
         by: ``"segment"`` or ``"cluster"``.
+        version: Read the table at this version (time travel); latest when None.
+        timestamp: Or as of this instant (see ``TableStore.read``).
 
     Returns:
         The pair (print its ``note`` when set) and :func:`transition_pairs` of it.
 
     Raises:
         TransitionUsageError: See :func:`resolve_pair` and :func:`transition_pairs`.
-        TableError: No table at ``table_path``.
+        TableError: No table at ``table_path``, or a bad version / timestamp.
     """
     _check_by(by)
-    segments = store.read(table_path)
+    segments = store.read(table_path, version=version, timestamp=timestamp)
     pair = resolve_pair(available_snapshots(segments), as_of, days)
     return pair, transition_pairs(segments, pair, by=by)

@@ -1,0 +1,403 @@
+"""Tests of the demo / benchmark data generator (rfm_spark.datagen) on its actual output."""
+
+from __future__ import annotations
+
+import datetime as dt
+from math import comb
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from rfm_spark import datagen
+from rfm_spark.errors import UsageError
+
+END = dt.date(2026, 11, 23)
+DAYS = 730
+CUSTOMERS = 1500
+SEED = 11
+PRODUCTS = 120
+
+TRANSACTIONS_TYPES = [
+    ("customer_id", T.StringType()),
+    ("order_id", T.StringType()),
+    ("order_ts", T.TimestampType()),
+    ("amount", T.DecimalType(12, 2)),
+    ("product_id", T.StringType()),
+    ("quantity", T.IntegerType()),
+    ("channel", T.StringType()),
+]
+CUSTOMERS_TYPES = [
+    ("customer_id", T.StringType()),
+    ("persona", T.StringType()),
+    ("age", T.IntegerType()),
+    ("gender", T.StringType()),
+    ("country", T.StringType()),
+    ("region", T.StringType()),
+    ("city", T.StringType()),
+    ("signup_date", T.DateType()),
+    ("preferred_channel", T.StringType()),
+    ("email_opt_in", T.BooleanType()),
+    ("push_opt_in", T.BooleanType()),
+    ("sms_opt_in", T.BooleanType()),
+]
+PRODUCTS_TYPES = [
+    ("product_id", T.StringType()),
+    ("category", T.StringType()),
+    ("price", T.DecimalType(12, 2)),
+]
+
+
+@pytest.fixture(scope="module")
+def generated(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("datagen") / "demo"
+    summary = datagen.generate(
+        spark,
+        str(out),
+        customers=CUSTOMERS,
+        days=DAYS,
+        end_date=END,
+        seed=SEED,
+        products=PRODUCTS,
+        partitions=3,
+    )
+    return summary, out
+
+
+@pytest.fixture(scope="module")
+def frames(spark: SparkSession, generated) -> dict[str, pd.DataFrame]:
+    _, out = generated
+    tx = spark.read.parquet(str(out / "transactions")).toPandas()
+    tx["amount"] = tx["amount"].astype(float)
+    tx["order_ts"] = pd.to_datetime(tx["order_ts"], utc=True)
+    customers = spark.read.parquet(str(out / "customers")).toPandas()
+    products = spark.read.parquet(str(out / "products")).toPandas()
+    products["price"] = products["price"].astype(float)
+    return {"transactions": tx, "customers": customers, "products": products}
+
+
+def _ts(day: dt.date) -> pd.Timestamp:
+    return pd.Timestamp(day.isoformat(), tz="UTC")
+
+
+def _rfm(tx: pd.DataFrame, snapshot: dt.date, lookback_days: int = 365) -> pd.DataFrame:
+    """RFM features per design section 2 (returns subtract; purchases define R and F)."""
+    end = _ts(snapshot)
+    window = tx[(tx["order_ts"] < end) & (tx["order_ts"] >= end - pd.Timedelta(days=lookback_days))]
+    purchases = window[window["amount"] > 0]
+    last = purchases.groupby("customer_id")["order_ts"].max()
+    return pd.DataFrame(
+        {
+            "recency_days": (end.normalize() - last.dt.normalize()).dt.days,
+            "frequency": purchases.groupby("customer_id")["order_id"].nunique(),
+            "monetary": window.groupby("customer_id")["amount"].sum(),
+        }
+    )
+
+
+def _adjusted_rand_index(a: pd.Series, b: pd.Series) -> float:
+    table = pd.crosstab(a, b).to_numpy()
+    pairs = sum(comb(int(x), 2) for x in table.ravel())
+    rows = sum(comb(int(x), 2) for x in table.sum(axis=1))
+    cols = sum(comb(int(x), 2) for x in table.sum(axis=0))
+    expected = rows * cols / comb(int(table.sum()), 2)
+    return (pairs - expected) / ((rows + cols) / 2 - expected)
+
+
+def _types(df: DataFrame) -> list[tuple[str, T.DataType]]:
+    return [(f.name, f.dataType) for f in df.schema.fields]
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def test_summary_matches_written_tables(spark: SparkSession, generated) -> None:
+    summary, out = generated
+    assert summary.out_dir == str(out)
+    assert summary.customers == CUSTOMERS == spark.read.parquet(str(out / "customers")).count()
+    assert summary.products == PRODUCTS == spark.read.parquet(str(out / "products")).count()
+    assert summary.transactions == spark.read.parquet(str(out / "transactions")).count()
+    assert summary.start_date == END - dt.timedelta(days=DAYS)
+    assert summary.end_date == END
+    assert summary.seed == SEED
+    # 3 partitions asked for -> 3 data files
+    assert len(list((out / "transactions").glob("part-*.parquet"))) == 3
+
+
+def test_schemas_exact(spark: SparkSession, generated) -> None:
+    _, out = generated
+    assert _types(spark.read.parquet(str(out / "transactions"))) == TRANSACTIONS_TYPES
+    assert _types(spark.read.parquet(str(out / "customers"))) == CUSTOMERS_TYPES
+    assert _types(spark.read.parquet(str(out / "products"))) == PRODUCTS_TYPES
+    lazy = datagen.transactions_df(spark, customers=10, days=30, end_date=END, seed=1)
+    assert _types(lazy) == TRANSACTIONS_TYPES
+    assert _types(datagen.customers_df(spark, customers=10, days=30, seed=1)) == CUSTOMERS_TYPES
+    assert _types(datagen.products_df(spark, products=10)) == PRODUCTS_TYPES
+
+
+def test_no_nulls(frames: dict[str, pd.DataFrame]) -> None:
+    for name, df in frames.items():
+        assert len(df) > 0, name
+        nulls = df.isna().sum()
+        assert not nulls.any(), f"{name} has nulls: {nulls[nulls > 0].to_dict()}"
+
+
+def test_ids_fixed_width_and_unique(frames: dict[str, pd.DataFrame]) -> None:
+    customers, products = frames["customers"], frames["products"]
+    assert customers["customer_id"].is_unique
+    assert customers["customer_id"].str.fullmatch(r"C\d{8}").all()
+    assert sorted(customers["customer_id"]) == [f"C{i:08d}" for i in range(1, CUSTOMERS + 1)]
+    assert products["product_id"].is_unique
+    assert sorted(products["product_id"]) == [f"P{i:05d}" for i in range(1, PRODUCTS + 1)]
+    assert frames["transactions"]["order_id"].str.fullmatch(r"O\d{8}\d{5}").all()
+
+
+def test_order_ts_inside_period(frames: dict[str, pd.DataFrame]) -> None:
+    ts = frames["transactions"]["order_ts"]
+    assert ts.min() >= _ts(END - dt.timedelta(days=DAYS))
+    assert ts.max() < _ts(END)
+    # the whole period is used, up to the last day
+    assert ts.max() >= _ts(END - dt.timedelta(days=3))
+    assert ts.min() < _ts(END - dt.timedelta(days=DAYS - 3))
+
+
+def test_every_reference_exists(frames: dict[str, pd.DataFrame]) -> None:
+    tx = frames["transactions"]
+    assert set(tx["customer_id"]) <= set(frames["customers"]["customer_id"])
+    assert set(tx["product_id"]) <= set(frames["products"]["product_id"])
+    assert set(tx["channel"]) <= {"web", "app", "store"}
+
+
+def test_order_lines_share_customer_ts_and_channel(frames: dict[str, pd.DataFrame]) -> None:
+    tx = frames["transactions"]
+    purchases = tx[tx["amount"] > 0]
+    per_order = purchases.groupby("order_id")[["customer_id", "order_ts", "channel"]].nunique()
+    assert (per_order == 1).all().all()
+    # orders never span customers, returns included
+    assert (tx.groupby("order_id")["customer_id"].nunique() == 1).all()
+    lines = purchases.groupby("order_id").size()
+    assert lines.max() > 1 and 1.3 < lines.mean() < 2.0
+
+
+def test_purchase_amount_is_catalogue_price_times_quantity(frames: dict[str, pd.DataFrame]):
+    tx, products = frames["transactions"], frames["products"]
+    purchases = tx[tx["amount"] > 0].merge(products, on="product_id", how="left")
+    assert (purchases["quantity"] >= 1).all()
+    gross = purchases["price"] * purchases["quantity"]
+    # full price or a 10% / 20% discount, rounded to the cent
+    error = np.min([np.abs(purchases["amount"] - gross * paid) for paid in (1.0, 0.9, 0.8)], axis=0)
+    assert (error <= 0.0051).all()
+    assert (np.abs(purchases["amount"] - gross) <= 0.0051).mean() > 0.8
+
+
+def test_returns(frames: dict[str, pd.DataFrame]) -> None:
+    tx = frames["transactions"]
+    purchases, returns = tx[tx["amount"] > 0], tx[tx["amount"] < 0]
+    assert (tx["amount"] != 0).all()
+    assert (returns["quantity"] < 0).all() and (purchases["quantity"] > 0).all()
+    n_orders = purchases["order_id"].nunique()
+    assert 0.02 <= len(returns) / n_orders <= 0.045
+    assert returns["order_id"].is_unique  # at most one return row per order
+    orders = purchases.groupby("order_id").agg(
+        customer_id=("customer_id", "first"), order_ts=("order_ts", "first")
+    )
+    matched = returns.join(orders, on="order_id", rsuffix="_order", how="left")
+    assert matched["customer_id_order"].notna().all(), "a return without its purchase"
+    assert (matched["customer_id"] == matched["customer_id_order"]).all()
+    assert (matched["order_ts"] > matched["order_ts_order"]).all()
+    assert (matched["order_ts"] - matched["order_ts_order"]).max() < pd.Timedelta(days=400)
+    # a return gives back part or all of one line of its order (same product)
+    line = purchases.groupby(["order_id", "product_id"])[["amount", "quantity"]].sum()
+    returned = returns.join(line, on=["order_id", "product_id"], rsuffix="_line", how="left")
+    assert returned["amount_line"].notna().all()
+    assert (-returned["amount"] <= returned["amount_line"] + 0.005).all()
+    assert (-returned["quantity"] <= returned["quantity_line"]).all()
+
+
+def test_returns_only_customers_exist(frames: dict[str, pd.DataFrame]) -> None:
+    tx, customers = frames["transactions"], frames["customers"]
+    end = _ts(END)
+    window = tx[tx["order_ts"] >= end - pd.Timedelta(days=365)]
+    only_returns = window.groupby("customer_id")["amount"].max() < 0
+    ids = only_returns[only_returns].index
+    assert len(ids) >= 3
+    personas = customers.set_index("customer_id").loc[ids, "persona"]
+    assert (personas == "lapsed_regulars").mean() > 0.8
+    # they did buy before the window: the returned orders are older purchases of theirs
+    earlier = tx[(tx["customer_id"].isin(ids)) & (tx["amount"] > 0)]
+    assert (earlier["order_ts"] < end - pd.Timedelta(days=365)).all()
+    assert set(window[window["customer_id"].isin(ids)]["order_id"]) <= set(earlier["order_id"])
+
+
+def test_signup_before_first_purchase(frames: dict[str, pd.DataFrame]) -> None:
+    tx, customers = frames["transactions"], frames["customers"]
+    first = tx[tx["amount"] > 0].groupby("customer_id")["order_ts"].min().dt.date
+    signup = customers.set_index("customer_id")["signup_date"]
+    both = pd.concat([first.rename("first"), signup], axis=1, join="inner")
+    assert (both["signup_date"] <= both["first"]).all()
+    new = customers[customers["persona"] == "new_customers"]
+    assert (new["signup_date"] >= END - dt.timedelta(days=60)).all()
+
+
+def test_customer_attributes(frames: dict[str, pd.DataFrame]) -> None:
+    customers = frames["customers"]
+    assert set(customers["persona"]) == set(datagen.PERSONAS)
+    assert customers["age"].between(18, 90).all()
+    countries = customers["country"].value_counts(normalize=True)
+    assert 5 <= len(countries) <= 10
+    assert countries.index[0] == "US" and countries.iloc[0] > 2 * countries.iloc[3]
+    assert customers.groupby("city")["country"].nunique().max() == 1
+    assert set(customers["preferred_channel"]) == {"web", "app", "store"}
+    for flag in ("email_opt_in", "push_opt_in", "sms_opt_in"):
+        assert 0.05 < customers[flag].mean() < 0.95
+
+
+def test_personas_differ_as_designed(frames: dict[str, pd.DataFrame]) -> None:
+    tx, customers = frames["transactions"], frames["customers"]
+    rfm = _rfm(tx, END).join(customers.set_index("customer_id")["persona"])
+    rfm = rfm[rfm["frequency"] > 0]
+    f = rfm.groupby("persona")["frequency"].mean()
+    r = rfm.groupby("persona")["recency_days"].median()
+    m = rfm.groupby("persona")["monetary"].median()
+    purchases = tx[tx["amount"] > 0].join(
+        customers.set_index("customer_id")["persona"], on="customer_id"
+    )
+    aov = purchases.groupby(["persona", "order_id"])["amount"].sum().groupby("persona").median()
+
+    assert (
+        f["frequent_small_spenders"]
+        > f["champions"]
+        > f["lapsed_regulars"]
+        > f["occasional_mid_spenders"]
+        > f["new_customers"]
+        > f["one_time_buyers"]
+        == 1.0
+    )
+    active = ("champions", "frequent_small_spenders", "new_customers")
+    assert r["lapsed_regulars"] > 90 and r["one_time_buyers"] > 90
+    assert min(r["lapsed_regulars"], r["one_time_buyers"]) > r["occasional_mid_spenders"]
+    assert r["occasional_mid_spenders"] > max(r[p] for p in active)
+    assert max(r[p] for p in active) < 30
+    assert m.idxmax() == "champions" and m.idxmin() == "one_time_buyers"
+    assert m["lapsed_regulars"] > m["occasional_mid_spenders"] > m["new_customers"]
+    assert aov.idxmax() == "champions" and aov.idxmin() == "frequent_small_spenders"
+    # every customer draws its own rate and spend: spread inside a persona
+    champions = rfm[rfm["persona"] == "champions"]
+    assert champions["frequency"].std() / champions["frequency"].mean() > 0.2
+    assert champions["monetary"].std() / champions["monetary"].mean() > 0.3
+
+
+def test_kmeans_recovers_personas(spark: SparkSession, frames: dict[str, pd.DataFrame]) -> None:
+    from pyspark.ml import Pipeline
+    from pyspark.ml.clustering import KMeans
+    from pyspark.ml.feature import StandardScaler, VectorAssembler
+
+    rfm = _rfm(frames["transactions"], END)
+    rfm = rfm[(rfm["frequency"] > 0) & (rfm["monetary"] > 0)].join(
+        frames["customers"].set_index("customer_id")["persona"]
+    )
+    features = pd.DataFrame(
+        {
+            "persona": rfm["persona"],
+            "r": np.log1p(rfm["recency_days"].astype(float)),
+            "f": np.log1p(rfm["frequency"].astype(float)),
+            "m": np.log1p(rfm["monetary"].astype(float)),
+        }
+    )
+    df = spark.createDataFrame(features)
+    pipeline = Pipeline(
+        stages=[
+            VectorAssembler(inputCols=["r", "f", "m"], outputCol="raw"),
+            StandardScaler(inputCol="raw", outputCol="features", withMean=True),
+            KMeans(featuresCol="features", k=len(datagen.PERSONAS), seed=1),
+        ]
+    )
+    clustered = pipeline.fit(df).transform(df).select("persona", "prediction").toPandas()
+    assert _adjusted_rand_index(clustered["persona"], clustered["prediction"]) >= 0.5
+
+
+def test_size_scales_with_customers_and_days(spark: SparkSession, generated) -> None:
+    summary, _ = generated
+    per_customer_year = summary.transactions / CUSTOMERS / (DAYS / 365)
+    assert 14 < per_customer_year < 26
+    assert datagen.default_partitions(spark, 2_500_000, 730) >= 45  # ~100M rows -> ~2M a file
+    assert datagen.default_partitions(spark, 10, 30) == 1
+
+
+def _checksum(df: DataFrame) -> tuple[int, int, int]:
+    """Row count and two order-independent sums of row hashes (one cheap aggregation)."""
+    h = F.xxhash64(*df.columns)
+    row = df.agg(
+        F.count(F.lit(1)), F.sum(h % 1_000_000_007), F.sum(F.hash(*df.columns) % 998_244_353)
+    ).first()
+    assert row is not None
+    return (row[0], row[1], row[2])
+
+
+def test_deterministic_for_a_seed(spark: SparkSession, generated) -> None:
+    """Same seed, sizes and end date -> the same rows, whatever the partitioning."""
+    _, out = generated
+    size = {"customers": CUSTOMERS, "days": DAYS, "end_date": END}
+
+    def written(table: str) -> DataFrame:
+        return spark.read.parquet(str(out / table))
+
+    again = datagen.transactions_df(spark, seed=SEED, products=PRODUCTS, partitions=1, **size)
+    assert _checksum(again) == _checksum(written("transactions"))
+    customers = datagen.customers_df(spark, seed=SEED, partitions=2, **size)
+    assert _checksum(customers) == _checksum(written("customers"))
+    assert_df_equality(
+        datagen.products_df(spark, products=PRODUCTS, seed=SEED),
+        written("products"),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+
+    other = datagen.transactions_df(spark, seed=SEED + 1, products=PRODUCTS, **size)
+    assert _checksum(other) != _checksum(again)
+    other_customers = datagen.customers_df(spark, seed=SEED + 1, **size)
+    assert _checksum(other_customers) != _checksum(customers)
+
+
+def test_lazy_frames_need_no_action(spark: SparkSession) -> None:
+    # a benchmark can define 100M+ rows without running anything
+    huge = datagen.transactions_df(spark, customers=3_000_000, days=730, end_date=END, seed=1)
+    assert huge.rdd.getNumPartitions() >= 50
+    # no shuffle anywhere in the plan
+    assert "Exchange" not in huge._jdf.queryExecution().executedPlan().toString()
+
+
+def test_tiny_sizes_work(spark: SparkSession) -> None:
+    tx = datagen.transactions_df(spark, customers=1, days=1, end_date=END, seed=3, products=1)
+    rows = tx.agg(F.min("order_ts").alias("lo"), F.max("order_ts").alias("hi")).first()
+    assert rows is not None
+    if rows["lo"] is not None:
+        assert rows["hi"].date() < END
+    assert datagen.customers_df(spark, customers=1, days=1, end_date=END).count() == 1
+    assert datagen.products_df(spark, products=1).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"customers": 0}, "customers must be at least 1"),
+        ({"customers": "10"}, "customers must be a whole number"),
+        ({"days": 0}, "days must be at least 1"),
+        ({"days": 1.5}, "days must be a whole number"),
+        ({"products": 0}, "products must be at least 1"),
+        ({"partitions": 0}, "partitions must be at least 1"),
+        ({"end_date": "2026-11-23"}, "end_date must be a date"),
+        ({"seed": 2**64}, "seed must be a 64-bit whole number"),
+    ],
+)
+def test_invalid_arguments(
+    spark: SparkSession, tmp_path: Path, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        datagen.generate(spark, str(tmp_path / "out"), **kwargs)  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()
