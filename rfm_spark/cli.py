@@ -196,6 +196,33 @@ def build_parser() -> argparse.ArgumentParser:
     _common(tr)
     tr.set_defaults(func=cmd_transitions)
 
+    trn = sub.add_parser(
+        "train",
+        help="train predictive segments (k-means) on a snapshot's features",
+        description=(
+            "Fit log-transform + VectorAssembler + StandardScaler + KMeans (or bisecting k-means, "
+            "Gaussian mixture) on the features of --snapshot-date in customer_segments. With a k "
+            "range every k is fitted on the same sample and the best silhouette wins. The model "
+            "is saved under WAREHOUSE/models/rfm_clusters and used by every later segment run; a "
+            "retrain keeps the ids of matching clusters."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    trn.add_argument("--snapshot-date", required=True, metavar="D", help="snapshot to train on")
+    kk = trn.add_mutually_exclusive_group()
+    kk.add_argument("--k", type=int, help="number of clusters")
+    kk.add_argument("--k-min", type=int, metavar="A", help="smallest k to try (default 3)")
+    trn.add_argument("--k-max", type=int, metavar="B", help="largest k to try (default 8)")
+    trn.add_argument("--algorithm", choices=["kmeans", "bisecting_kmeans", "gaussian_mixture"])
+    trn.add_argument(
+        "--sample-fraction", type=float, metavar="F", help="share of customers to train on"
+    )
+    trn.add_argument("--seed", type=int, help="random seed (default 42)")
+    trn.add_argument("--table", metavar="NAME", help="segments table (default customer_segments)")
+    _common(trn)
+    trn.set_defaults(func=cmd_train)
+
     vac = sub.add_parser(
         "vacuum",
         help="delete old unreferenced files, never inside the transition window",
@@ -530,6 +557,57 @@ def cmd_transitions(args: argparse.Namespace) -> int:
         version = tr.materialize(store, config.warehouse, matrix, pair, new_run_id(), by=args.by)
         print(f"segment_transitions version {version}")
     pairs.unpersist()
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rfm_spark.clustering import format_scores
+    from rfm_spark.pipeline import run_train
+    from rfm_spark.progress import Progress
+
+    snapshot = parse_date(args.snapshot_date, "--snapshot-date")
+    config = _config(
+        args,
+        {
+            "output.table": args.table,
+            "clustering.k": args.k,
+            "clustering.k_min": args.k_min,
+            "clustering.k_max": args.k_max,
+            "clustering.algorithm": args.algorithm,
+            "clustering.sample_fraction": args.sample_fraction,
+            "clustering.seed": args.seed,
+        },
+    )
+    spark = _spark(config, args)
+    run = run_train(spark, config, snapshot, progress=Progress("train", quiet=args.quiet))
+    result, model = run.result, run.model
+    print(f"\n{format_scores(result.scores, model.k)}\n")
+    print(result.reason)
+    if result.matched or result.appeared or result.vanished:
+        print(
+            f"ids kept from the previous model: {sorted(result.matched) or 'none'}; "
+            f"new: {result.appeared or 'none'}; vanished: {result.vanished or 'none'}"
+        )
+    rows = [
+        (
+            str(p["cluster_id"]),
+            str(p["cluster_name"]),
+            f"{p['customers']:,}",
+            f"{(p['revenue_share'] or 0):.1%}",
+            f"{(p['mean_recency_days'] or 0):.0f}",
+            f"{(p['mean_frequency'] or 0):.1f}",
+            f"{(p['mean_monetary'] or 0):,.2f}",
+        )
+        for p in run.profiles
+    ]
+    headers = ["id", "cluster", "customers", "revenue", "recency", "frequency", "monetary"]
+    print()
+    print(format_table(headers, rows, "llrrrrr"))
+    print(
+        f"\nmodel v{model.version} ({model.algorithm}, k={model.k}, silhouette "
+        f"{model.silhouette:.3f}) saved at {model.path}; cluster_profiles version "
+        f"{run.profiles_version}"
+    )
     return 0
 
 

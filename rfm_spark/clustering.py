@@ -458,24 +458,12 @@ def train(
         )
     silhouette, chosen_k, fitted, centres = best
     scale = _scale(fitted)
-    order = _natural_order(centres)
-    in_order = {raw: centres[raw] for raw in order}
-    if previous is None:
-        id_map = {raw: i + 1 for i, raw in enumerate(order)}
-        next_id = len(order) + 1
-        old: dict[int, list[float]] = {}
-    else:
-        old = previous.scaled_centroids(scale)
-        id_map = match_clusters(
-            in_order, old, max_distance=max_match_distance, first_free_id=previous.next_id
-        )
-        next_id = max([previous.next_id, *[i + 1 for i in id_map.values()]])
-    centroids = {id_map[raw]: _original_units(centres[raw], scale) for raw in order}
-    kept = {i: previous.names[i] for i in centroids if previous and i in previous.names}
+    ids = _stable_ids(centres, scale, previous, max_match_distance)
+    centroids = {ids.id_map[raw]: _original_units(c, scale) for raw, c in enumerate(centres)}
+    kept = {i: previous.names[i] for i in ids.matched} if previous is not None else {}
     fresh = name_clusters(
         {i: c for i, c in centroids.items() if i not in kept}, population, taken=kept.values()
     )
-    names = {**kept, **fresh}
     model = ClusterModel(
         version=0,
         snapshot_date=snapshot_date,
@@ -485,28 +473,67 @@ def train(
         silhouette=silhouette,
         features=FEATURES,
         centroids=dict(sorted(centroids.items())),
-        names=dict(sorted(names.items())),
-        id_map=dict(sorted(id_map.items())),
+        names=dict(sorted({**kept, **fresh}.items())),
+        id_map=dict(sorted(ids.id_map.items())),
         scale=scale,
         population=population,
         sample_rows=sample_rows,
-        next_id=next_id,
+        next_id=ids.next_id,
         previous_version=previous.version if previous is not None else None,
         pipeline=fitted,
     )
-    matched = {
-        i: round(_distance(model.scaled_centroids(scale)[i], old[i]), 4)
-        for i in sorted(centroids)
-        if i in old
-    }
     return TrainResult(
         model=model,
         scores=scores,
         reason=_reason(scores, chosen_k, silhouette, sample_rows, customers, k is not None),
         customers=customers,
-        matched=matched,
-        appeared=sorted(i for i in centroids if previous is not None and i not in old),
-        vanished=sorted(i for i in old if i not in centroids),
+        matched=ids.matched,
+        appeared=ids.appeared,
+        vanished=ids.vanished,
+    )
+
+
+@dataclass(frozen=True)
+class _Ids:
+    id_map: dict[int, int]
+    next_id: int
+    matched: dict[int, float]
+    appeared: list[int]
+    vanished: list[int]
+
+
+def _stable_ids(
+    centres: Sequence[Sequence[float]],
+    scale: Sequence[float],
+    previous: ClusterModel | None,
+    max_distance: float | None,
+) -> _Ids:
+    """Stable ids of the raw clusters (centres in scaled log space).
+
+    Without a previous model: 1, 2, ... from the highest to the lowest spending centre. With
+    one: the previous model's centroids are put in the same space (log features divided by
+    the new ``scale``) and matched with :func:`match_clusters`; ``matched`` holds the distance
+    of each kept id's old and new centroid.
+    """
+    order = _natural_order(centres)
+    if previous is None:
+        return _Ids({raw: i + 1 for i, raw in enumerate(order)}, len(order) + 1, {}, [], [])
+    old = previous.scaled_centroids(scale)
+    id_map = match_clusters(
+        {raw: centres[raw] for raw in order},
+        old,
+        max_distance=max_distance,
+        first_free_id=previous.next_id,
+    )
+    matched = {
+        i: round(_distance(centres[raw], old[i]), 4) for raw, i in id_map.items() if i in old
+    }
+    return _Ids(
+        id_map=id_map,
+        next_id=max([previous.next_id, *[i + 1 for i in id_map.values()]]),
+        matched=dict(sorted(matched.items())),
+        appeared=sorted(i for i in id_map.values() if i not in old),
+        vanished=sorted(i for i in old if i not in id_map.values()),
     )
 
 
@@ -801,7 +828,10 @@ class _Files:
 
     def _fs(self, path: str) -> tuple[Any, Any]:
         p = self.jvm.org.apache.hadoop.fs.Path(path)
-        return p.getFileSystem(self.conf), p
+        fs = p.getFileSystem(self.conf)
+        if self.jvm.org.apache.hadoop.fs.LocalFileSystem._java_lang_class.isInstance(fs):
+            fs = fs.getRawFileSystem()  # no .crc side files next to ours
+        return fs, p
 
     def exists(self, path: str) -> bool:
         fs, p = self._fs(path)

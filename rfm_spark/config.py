@@ -186,6 +186,24 @@ class HistorySettings(_Model):
         }
 
 
+class ClusteringSettings(_Model):
+    """k-means (or bisecting k-means, Gaussian mixture) predictive segments; see ``train``."""
+
+    algorithm: Literal["kmeans", "bisecting_kmeans", "gaussian_mixture"] = "kmeans"
+    k: int | None = Field(default=None, ge=2, le=50)
+    k_min: int = Field(default=3, ge=2, le=50)
+    k_max: int = Field(default=8, ge=2, le=50)
+    sample_fraction: float = Field(default=1.0, gt=0, le=1)
+    max_sample_rows: int = Field(default=200_000, ge=100)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _range(self) -> ClusteringSettings:
+        if self.k_min > self.k_max:
+            raise ValueError(f"clustering.k_min ({self.k_min}) is above k_max ({self.k_max})")
+        return self
+
+
 class DemoSettings(_Model):
     data_dir: str = "./data"
     customers: int = Field(default=20000, ge=1)
@@ -205,6 +223,7 @@ class Config(_Model):
     segments: SegmentSettings = Field(default_factory=SegmentSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
+    clustering: ClusteringSettings = Field(default_factory=ClusteringSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
 
     def table_path(self, name: str | None = None) -> str:

@@ -65,8 +65,10 @@ from rfm_spark.errors import UsageError
 
 __all__ = [
     "CHANNELS",
+    "CUSTOMERS_COLUMNS",
     "PERSONAS",
     "ROWS_PER_CUSTOMER_YEAR",
+    "TRANSACTIONS_SCHEMA",
     "GenerateSummary",
     "customers_df",
     "generate",
@@ -184,6 +186,7 @@ _S_LINE_PRICE, _S_QTY, _S_DISCOUNT, _S_CATEGORY = 300, 310, 320, 330
 
 _MASK53 = (1 << 53) - 1
 
+# Column names and types of the transactions output (nullability aside).
 TRANSACTIONS_SCHEMA = T.StructType(
     [
         T.StructField("customer_id", T.StringType()),
@@ -467,7 +470,7 @@ def _customer_base(
     d0, d1 = _DROPOUT_DAYS
     dropout = f"{days} - CAST(round(({_d(d0)} + _u_dropout * {_d(d1 - d0)}) * {_d(scale)}) AS INT)"
     returns_only_ok = "true" if days >= _RETURNS_ONLY_MIN_DAYS else "false"
-    # A little younger customers prefer the app, older ones the store.
+    # Younger customers prefer the app, older ones the store.
     p_app = "least(greatest(0.55D - (age - 18) * 0.008D, 0.05D), 0.6D)"
     p_store = "least(greatest(0.05D + (age - 18) * 0.006D, 0.05D), 0.45D)"
 
@@ -652,12 +655,13 @@ def transactions_df(
             more so that partitions hold about 2M rows.
 
     Returns:
-        One row per order line or return: ``customer_id`` (string), ``order_id`` (string,
-        ``O`` + customer number + 5-digit order number; shared by all lines of an order and by
-        its return), ``order_ts`` (timestamp; the same for all lines of an order, a return has
-        its own, 2-29 days later), ``amount`` (decimal(12,2); negative for returns),
-        ``product_id`` (string), ``quantity`` (int; negative for returns), ``channel``
-        (string: web/app/store).
+        One row per order line or return (:data:`TRANSACTIONS_SCHEMA`): ``customer_id``
+        (string), ``order_id`` (string, ``O`` + customer number + 5-digit order number, not in
+        time order; shared by all lines of an order and by its return), ``order_ts``
+        (timestamp; the same for all lines of an order; a return has its own, 2-29 days later,
+        and returns that would fall on or after ``end_date`` are dropped), ``amount``
+        (decimal(12,2); negative for returns), ``product_id`` (string), ``quantity`` (int;
+        negative for returns), ``channel`` (string: web/app/store, the order's).
 
     Raises:
         UsageError: invalid sizes, date or seed.

@@ -16,8 +16,17 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from rfm_spark import __version__
+from rfm_spark.clustering import (
+    ClusterModel,
+    TrainResult,
+    assign_clusters,
+    cluster_profiles,
+    load_model,
+    save_model,
+    train,
+)
 from rfm_spark.config import Config
-from rfm_spark.errors import ConfigError, InputError
+from rfm_spark.errors import ConfigError, InputError, UsageError
 from rfm_spark.features import REJECT_REASONS, daily_aggregates, rfm_features, with_reject_reason
 from rfm_spark.inputs import read_customer_attributes, read_transactions
 from rfm_spark.progress import Progress
@@ -224,9 +233,15 @@ def _features_for(
 
 
 def _segments_of(
-    features: DataFrame, config: Config, scheme: Scheme, snapshot_date: dt.date, run_id: str
+    features: DataFrame,
+    config: Config,
+    scheme: Scheme,
+    snapshot_date: dt.date,
+    run_id: str,
+    model: ClusterModel | None = None,
 ) -> tuple[DataFrame, ScoringInfo]:
-    """Score and name the (cached, non-empty) features: rows in the ``customer_segments`` schema."""
+    """Score, name and cluster the (cached, non-empty) features: rows in the
+    ``customer_segments`` schema (cluster columns null without a model)."""
     scored, info = score(features, config.scoring)
     segmented = assign_segments(scored, scheme=scheme)
     out = _to_output(
@@ -235,7 +250,21 @@ def _segments_of(
         run_id=run_id,
         partition_by=list(config.scoring.partition_by),
     )
+    if model is not None:
+        out = assign_clusters(out, model).select(*OUTPUT_SCHEMA.fieldNames())
     return out, info
+
+
+def _current_model(spark: SparkSession, config: Config, progress: Progress) -> ClusterModel | None:
+    model = load_model(spark, config.warehouse)
+    if model is None:
+        progress.info(
+            "no cluster model yet: cluster_id and cluster_name stay null "
+            "(run 'rfm-spark train' to add predictive segments)"
+        )
+    else:
+        progress.info(f"assigning clusters with model v{model.version} (k={model.k})")
+    return model
 
 
 def _no_customers(config: Config, start: dt.date, snapshot_date: dt.date) -> InputError:
@@ -271,6 +300,10 @@ def _metadata(
     }
 
 
+def _model_meta(model: ClusterModel | None) -> dict[str, str]:
+    return {"cluster_model_version": str(model.version)} if model is not None else {}
+
+
 def _summary_of(
     store: Any, path: str, version: int, snapshot_date: dt.date, scheme: Scheme
 ) -> list[SegmentSummaryRow]:
@@ -304,6 +337,7 @@ def run_segment(
         f"run {run_id}: snapshot {snapshot_date}, scoring {config.scoring.method}, "
         f"scheme {scheme.name}"
     )
+    model = _current_model(spark, config, progress)
     start = snapshot_date - dt.timedelta(days=config.features.lookback_days)
     tx = read_transactions(spark, config.input).transform(with_reject_reason)
     kept, obs = observe_reconciliation(tx, start=start, end=snapshot_date)
@@ -316,7 +350,7 @@ def run_segment(
         if customers == 0:
             raise _no_customers(config, start, snapshot_date)
         with progress.step(f"planning {config.scoring.method} scores"):
-            out, info = _segments_of(features, config, scheme, snapshot_date, run_id)
+            out, info = _segments_of(features, config, scheme, snapshot_date, run_id, model)
         metadata = _metadata(
             run_id=run_id,
             snapshot_date=snapshot_date,
@@ -325,6 +359,7 @@ def run_segment(
             info=info,
             recon=recon,
             output_rows=customers,
+            extra=_model_meta(model),
         )
         with progress.step(f"scoring, segmenting and committing to {path} ({store.backend})"):
             version = store.write_partition(
@@ -419,6 +454,7 @@ def run_backfill(
         f"run {run_id}: {len(dates)} snapshots {dates[0]} .. {dates[-1]}, "
         f"scoring {config.scoring.method}, scheme {scheme.name}"
     )
+    model = _current_model(spark, config, progress)
     tx = read_transactions(spark, config.input).transform(with_reject_reason)
     kept, obs = observe_reconciliation(tx, start=span_start, end=span_end)
     daily = daily_aggregates(kept).persist(StorageLevel.MEMORY_AND_DISK)
@@ -445,7 +481,7 @@ def run_backfill(
                 if customers == 0:
                     features.unpersist()
                     raise _no_customers(config, start, snap)
-                out, info = _segments_of(features, config, scheme, snap, run_id)
+                out, info = _segments_of(features, config, scheme, snap, run_id, model)
             meta = _metadata(
                 run_id=run_id,
                 snapshot_date=snap,
@@ -454,7 +490,7 @@ def run_backfill(
                 info=info,
                 recon=recon,
                 output_rows=customers,
-                extra={"backfill": f"{dates[0]}..{dates[-1]}"},
+                extra={"backfill": f"{dates[0]}..{dates[-1]}", **_model_meta(model)},
             )
             if single_commit:
                 pending.append((out, features))
@@ -557,3 +593,82 @@ def _lines_per_window(
         snap: (int(row[f"u{i}"] or 0), int(row[f"b{i}"] or 0), int(row[f"a{i}"] or 0))
         for i, snap in enumerate(dates)
     }
+
+
+@dataclass(frozen=True)
+class TrainRunResult:
+    """What ``rfm-spark train`` did: the training result, the saved model, the profiles."""
+
+    result: TrainResult
+    model: ClusterModel
+    profiles: list[dict[str, Any]]
+    profiles_version: int
+
+
+def run_train(
+    spark: SparkSession,
+    config: Config,
+    snapshot_date: dt.date,
+    *,
+    progress: Progress | None = None,
+) -> TrainRunResult:
+    """Train predictive segments on the features of a committed snapshot and save the model.
+
+    The features come from ``customer_segments`` at ``snapshot_date`` (run ``segment`` first).
+    A previous model, when there is one, anchors the cluster ids (Hungarian matching). The
+    ``cluster_profiles`` table gets the new model's profiles as partition ``model_version``.
+    """
+    from rfm_spark.io.delta import open_store
+
+    progress = progress or Progress("train")
+    settings = config.clustering
+    store = open_store(spark, config.output.backend)
+    path = config.table_path()
+    if not store.exists(path):
+        raise UsageError(
+            f"no table at {path}; run 'rfm-spark segment --snapshot-date {snapshot_date}' first"
+        )
+    features = (
+        store.read(path)
+        .filter(F.col(SNAPSHOT_COLUMN) == F.lit(snapshot_date))
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    try:
+        if features.limit(1).count() == 0:
+            raise UsageError(
+                f"snapshot {snapshot_date} is not in {path}; run 'rfm-spark segment "
+                f"--snapshot-date {snapshot_date}' first (see 'rfm-spark history')"
+            )
+        previous = load_model(spark, config.warehouse)
+        ks = f"k={settings.k}" if settings.k else f"k in {settings.k_min}..{settings.k_max}"
+        with progress.step(f"training {settings.algorithm} ({ks}) on snapshot {snapshot_date}"):
+            result = train(
+                features,
+                snapshot_date=snapshot_date,
+                k=settings.k,
+                k_min=settings.k_min,
+                k_max=settings.k_max,
+                sample_fraction=settings.sample_fraction,
+                max_sample_rows=settings.max_sample_rows,
+                seed=settings.seed,
+                algorithm=settings.algorithm,
+                previous=previous,
+            )
+        with progress.step("saving the model and its cluster profiles"):
+            model = save_model(result, config.warehouse, spark=spark)
+            profiles = cluster_profiles(assign_clusters(features, model), model)
+            version = store.write_partition(
+                profiles,
+                config.table_path("cluster_profiles"),
+                partition_column="model_version",
+                partition_value=str(model.version),
+                metadata={
+                    "model_version": str(model.version),
+                    "snapshot_date": snapshot_date.isoformat(),
+                    "rfm_spark_version": __version__,
+                },
+            )
+            rows = [r.asDict() for r in profiles.orderBy("cluster_id").collect()]
+    finally:
+        features.unpersist()
+    return TrainRunResult(result=result, model=model, profiles=rows, profiles_version=version)

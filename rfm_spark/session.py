@@ -6,8 +6,8 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql import SparkSession
