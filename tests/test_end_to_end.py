@@ -166,3 +166,55 @@ def test_segment_scores_equal_spark_ntile_end_to_end(
     )
     assert bad.count() == 0
     assert ref.filter(F.col("score_group") != F.coalesce("country", F.lit("(null)"))).count() == 0
+
+
+def test_train_then_segment_assigns_clusters_and_cluster_transitions(
+    spark: SparkSession, demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from deltalake import DeltaTable
+
+    from rfm_spark.clustering import assign_clusters, load_model
+
+    common = ["--warehouse", str(tmp_path), "--quiet"]
+
+    def segment(day: str) -> int:
+        return main(
+            ["segment", "--snapshot-date", day, "--input", str(demo / "transactions"), *common]
+        )
+
+    def snapshot(day: str) -> pd.DataFrame:
+        df = DeltaTable(str(tmp_path / "customer_segments")).to_pandas()
+        return df[df["snapshot_date"].astype(str) == day].set_index("customer_id").sort_index()
+
+    assert segment("2026-10-01") == 0
+    assert snapshot("2026-10-01")["cluster_id"].isna().all()  # no model yet: null, not an error
+
+    assert main(["train", "--snapshot-date", "2026-10-01", "--k", "6", *common]) == 0
+    out = capsys.readouterr().out
+    assert "silhouette" in out and "model v1" in out
+
+    assert segment("2026-10-15") == 0
+    later = snapshot("2026-10-15")
+    assert later["cluster_id"].notna().all() and later["cluster_name"].notna().all()
+    meta = json.loads(DeltaTable(str(tmp_path / "customer_segments")).history(1)[0]["userMetadata"])
+    assert meta["cluster_model_version"] == "1"
+    # the committed clusters are the model's assignment of the committed features
+    model = load_model(spark, str(tmp_path))
+    feats = spark.createDataFrame(
+        later.reset_index()[["customer_id", "recency_days", "frequency", "monetary"]]
+    )
+    expected = {r["customer_id"]: r["cluster_id"] for r in assign_clusters(feats, model).collect()}
+    assert later["cluster_id"].astype(int).to_dict() == expected
+    profiles = DeltaTable(str(tmp_path / "cluster_profiles")).to_pandas()
+    assert len(profiles) == 6 and profiles["customers"].sum() > 0
+
+    assert segment("2026-10-01") == 0  # rerun: the earlier snapshot gets clusters too
+    result = tmp_path / "clusters.parquet"
+    args = ["transitions", "--as-of", "2026-10-15", "--days", "14", "--by", "cluster"]
+    assert main([*args, "--output", str(result), *common]) == 0
+    got = pd.read_parquet(result).set_index(["from_segment", "to_segment"])["customers"].to_dict()
+    a, b = snapshot("2026-10-01"), snapshot("2026-10-15")
+    joined = a[["cluster_name"]].join(b[["cluster_name"]], how="outer", lsuffix="_a", rsuffix="_b")
+    joined = joined.fillna({"cluster_name_a": "(new)", "cluster_name_b": "(gone)"})
+    expected_counts = joined.groupby(["cluster_name_a", "cluster_name_b"]).size().to_dict()
+    assert got == expected_counts
