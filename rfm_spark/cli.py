@@ -49,6 +49,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _command(sub: Any, name: str, *, help: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand with the shared epilog (config, warehouse, exit codes)."""
+    return sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rfm-spark",
@@ -60,15 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    gen = sub.add_parser(
+    gen = _command(
+        sub,
         "generate",
         help="write demo transactions, customers and products with planted personas",
         description=(
             "Generate realistic demo data with Spark: DIR/transactions, DIR/customers and "
             "DIR/products as Parquet. Deterministic for a seed."
         ),
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     gen.add_argument(
         "--out", metavar="DIR", help="output folder (default: demo.data_dir of the config)"
@@ -83,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(gen)
     gen.set_defaults(func=cmd_generate)
 
-    seg = sub.add_parser(
+    seg = _command(
+        sub,
         "segment",
         help="score and segment every customer as of a snapshot date; commit to Delta",
         description=(
@@ -91,8 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
             "name segments with the scheme and replace that date's partition of the "
             "customer_segments Delta table in one commit."
         ),
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     seg.add_argument(
         "--snapshot-date", required=True, metavar="D", help="YYYY-MM-DD; uses orders before D 00:00"
@@ -101,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(seg)
     seg.set_defaults(func=cmd_segment)
 
-    bf = sub.add_parser(
+    bf = _command(
+        sub,
         "backfill",
         help="build many snapshots from one pass over the transactions",
         description=(
@@ -109,8 +119,6 @@ def build_parser() -> argparse.ArgumentParser:
             "read once into daily aggregates; each snapshot is scored on its own and committed "
             "as it is done (or all in one commit with --single-commit)."
         ),
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bf.add_argument("--start", required=True, metavar="D", help="first snapshot date")
     bf.add_argument("--end", required=True, metavar="D", help="last snapshot date (inclusive)")
@@ -122,12 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(bf)
     bf.set_defaults(func=cmd_backfill)
 
-    hist = sub.add_parser(
+    hist = _command(
+        sub,
         "history",
         help="list the table's versions with their run metadata",
         description="List the commits of customer_segments, newest first, with run metadata.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     hist.add_argument("--table", metavar="NAME", help="table name (default customer_segments)")
     hist.add_argument("--limit", type=int, default=20, metavar="N", help="newest N versions")
@@ -135,15 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(hist)
     hist.set_defaults(func=cmd_history)
 
-    exp = sub.add_parser(
+    exp = _command(
+        sub,
         "export",
         help="write a snapshot's customers (optionally one segment) to CSV or Parquet",
         description=(
             "Export the customers of one snapshot, e.g. a campaign target list. Reads the table "
             "as it is now, or as of --as-of-version / --as-of-timestamp (time travel)."
         ),
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     exp.add_argument("--snapshot-date", required=True, metavar="D", help="snapshot to export")
     exp.add_argument(
@@ -155,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(exp)
     exp.set_defaults(func=cmd_export)
 
-    tr = sub.add_parser(
+    tr = _command(
+        sub,
         "transitions",
         help="who moved between segments: the matrix, or the movers with --from/--to",
         description=(
@@ -165,8 +172,6 @@ def build_parser() -> argparse.ArgumentParser:
             "moved. Customers new since the earlier snapshot come from '(new)'; customers absent "
             "from the later one go to '(gone)'."
         ),
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     tr.add_argument("--as-of", required=True, metavar="D", help="the later snapshot date")
     tr.add_argument(
@@ -196,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(tr)
     tr.set_defaults(func=cmd_transitions)
 
-    trn = sub.add_parser(
+    trn = _command(
+        sub,
         "train",
         help="train predictive segments (k-means) on a snapshot's features",
         description=(
@@ -206,8 +212,6 @@ def build_parser() -> argparse.ArgumentParser:
             "is saved under WAREHOUSE/models/rfm_clusters and used by every later segment run; a "
             "retrain keeps the ids of matching clusters."
         ),
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     trn.add_argument("--snapshot-date", required=True, metavar="D", help="snapshot to train on")
     kk = trn.add_mutually_exclusive_group()
@@ -223,15 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(trn)
     trn.set_defaults(func=cmd_train)
 
-    vac = sub.add_parser(
+    vac = _command(
+        sub,
         "vacuum",
         help="delete old unreferenced files, never inside the transition window",
         description=(
             "VACUUM the table. Refuses a retention shorter than history.transition_days + "
             "history.margin_days. Lists files only unless --apply is given."
         ),
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     vac.add_argument("--retain-hours", type=int, metavar="H", help="default: the configured window")
     vac.add_argument("--apply", action="store_true", help="delete (default: dry run)")
@@ -325,6 +328,9 @@ def _spark(config: Config, args: argparse.Namespace) -> Any:
     spark = build_spark(config.spark, quiet=not args.verbose)
     if not args.verbose:
         spark.sparkContext.setLogLevel("ERROR")
+    if not getattr(args, "quiet", False):
+        sc = spark.sparkContext
+        print(f"[{args.command}] Spark {spark.version}, master {sc.master}", file=sys.stderr)
     return spark
 
 

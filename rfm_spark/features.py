@@ -17,6 +17,7 @@ session time zone (the pipeline sets it to ``features.time_zone``):
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -104,28 +105,56 @@ def rfm_features(daily: DataFrame, *, snapshot_date: dt.date, lookback_days: int
         ``avg_order_value`` (decimal(18,2), null without orders), ``first_purchase_date``,
         ``last_purchase_date`` (date), ``tenure_days`` (int), ``flag`` (string or null).
     """
-    snap = F.lit(snapshot_date)
     start = snapshot_date - dt.timedelta(days=lookback_days)
+    in_window = daily.filter(
+        (F.col("order_date") >= F.lit(start)) & (F.col("order_date") < F.lit(snapshot_date))
+    )
+    return _features(in_window, snapshot=F.lit(snapshot_date), keys=[])
+
+
+def rfm_features_by_snapshot(
+    daily: DataFrame, *, snapshot_dates: Sequence[dt.date], lookback_days: int
+) -> DataFrame:
+    """The features of many snapshots in one aggregation (backfills).
+
+    Each daily row is joined to the snapshots whose window holds it (a broadcast range join
+    with a table of one row per snapshot), then one aggregation groups by snapshot and customer.
+
+    Returns:
+        ``snapshot_date`` (date) and the columns of :func:`rfm_features`, one row per snapshot
+        and customer active in that snapshot's window.
+    """
+    snaps = daily.sparkSession.createDataFrame(
+        [(d, d - dt.timedelta(days=lookback_days)) for d in snapshot_dates],
+        "snapshot_date date, _window_start date",
+    )
+    in_window = daily.join(
+        F.broadcast(snaps),
+        (F.col("order_date") >= F.col("_window_start"))
+        & (F.col("order_date") < F.col("snapshot_date")),
+        how="inner",
+    )
+    return _features(in_window, snapshot=F.col("snapshot_date"), keys=["snapshot_date"])
+
+
+def _features(in_window: DataFrame, *, snapshot: Column, keys: Sequence[str]) -> DataFrame:
     bought = F.col("orders") > 0
-    agg = (
-        daily.filter((F.col("order_date") >= F.lit(start)) & (F.col("order_date") < snap))
-        .groupBy("customer_id")
-        .agg(
-            F.sum("orders").alias("frequency"),
-            F.sum("net_amount").alias("monetary"),
-            F.count(F.when(bought, 1)).alias("purchase_days"),
-            F.min(F.when(bought, F.col("order_date"))).alias("_first_buy"),
-            F.max(F.when(bought, F.col("order_date"))).alias("_last_buy"),
-            F.min("order_date").alias("_first_any"),
-            F.max("order_date").alias("_last_any"),
-        )
+    agg = in_window.groupBy(*keys, "customer_id").agg(
+        F.sum("orders").alias("frequency"),
+        F.sum("net_amount").alias("monetary"),
+        F.count(F.when(bought, 1)).alias("purchase_days"),
+        F.min(F.when(bought, F.col("order_date"))).alias("_first_buy"),
+        F.max(F.when(bought, F.col("order_date"))).alias("_last_buy"),
+        F.min("order_date").alias("_first_any"),
+        F.max("order_date").alias("_last_any"),
     )
     first = F.coalesce("_first_buy", "_first_any")
     last = F.coalesce("_last_buy", "_last_any")
     monetary = F.col("monetary").cast("decimal(18,2)")
     return agg.select(
+        *keys,
         "customer_id",
-        F.datediff(snap, last).alias("recency_days"),
+        F.datediff(snapshot, last).alias("recency_days"),
         F.col("frequency").cast("bigint").alias("frequency"),
         monetary.alias("monetary"),
         F.col("purchase_days").cast("bigint").alias("purchase_days"),
@@ -134,7 +163,7 @@ def rfm_features(daily: DataFrame, *, snapshot_date: dt.date, lookback_days: int
         .alias("avg_order_value"),
         first.alias("first_purchase_date"),
         last.alias("last_purchase_date"),
-        F.datediff(snap, first).alias("tenure_days"),
+        F.datediff(snapshot, first).alias("tenure_days"),
         F.when(F.col("frequency") == 0, F.lit("returns_only"))
         .when(F.col("monetary") <= 0, F.lit("non_positive_spend"))
         .alias("flag"),

@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pyspark import StorageLevel
@@ -27,7 +27,13 @@ from rfm_spark.clustering import (
 )
 from rfm_spark.config import Config
 from rfm_spark.errors import ConfigError, InputError, UsageError
-from rfm_spark.features import REJECT_REASONS, daily_aggregates, rfm_features, with_reject_reason
+from rfm_spark.features import (
+    REJECT_REASONS,
+    daily_aggregates,
+    rfm_features,
+    rfm_features_by_snapshot,
+    with_reject_reason,
+)
 from rfm_spark.inputs import read_customer_attributes, read_transactions
 from rfm_spark.progress import Progress
 from rfm_spark.scoring import ScoringInfo, score
@@ -160,8 +166,10 @@ def _reconciliation(obs: Observation) -> Reconciliation:
 
 
 def _to_output(
-    df: DataFrame, *, snapshot_date: dt.date, run_id: str, partition_by: Sequence[str]
+    df: DataFrame, *, snapshot_date: dt.date | None, run_id: str, partition_by: Sequence[str]
 ) -> DataFrame:
+    """Rows in the ``customer_segments`` schema; ``snapshot_date`` None keeps the column of
+    ``df`` (backfills)."""
     group = (
         F.concat_ws(
             "|", *[F.coalesce(F.col(c).cast("string"), F.lit("(null)")) for c in partition_by]
@@ -170,7 +178,7 @@ def _to_output(
         else F.lit(None)
     )
     extra = {
-        "snapshot_date": F.lit(snapshot_date),
+        "snapshot_date": F.col(SNAPSHOT_COLUMN) if snapshot_date is None else F.lit(snapshot_date),
         "cluster_id": F.lit(None),
         "cluster_name": F.lit(None),
         "score_group": group,
@@ -433,9 +441,12 @@ def run_backfill(
 ) -> BackfillResult:
     """Build many snapshots from one pass over the transactions.
 
-    The daily aggregates are computed once (cached) for the span of all windows; each snapshot
-    is then scored on its own from them. Each date is committed as it is done (history is
-    usable even if a later date fails), or all dates in one commit with ``single_commit``.
+    The transactions are read once into daily aggregates (cached); the features of every
+    snapshot come from one aggregation over them, and one scoring pass scores every snapshot on
+    its own (the snapshot is a scoring group, so each snapshot's scores equal those of a
+    ``segment`` run for that date). The result is cached and each date committed from it as its
+    own version (history stays usable if a later commit fails), or all in one commit with
+    ``single_commit``.
     """
     from rfm_spark.io.delta import open_store
 
@@ -449,6 +460,7 @@ def run_backfill(
     path = config.table_path()
     lookback = config.features.lookback_days
     dates = sorted(set(dates))
+    groups = list(config.scoring.partition_by)
     span_start, span_end = dates[0] - dt.timedelta(days=lookback), dates[-1]
     progress.info(
         f"run {run_id}: {len(dates)} snapshots {dates[0]} .. {dates[-1]}, "
@@ -458,15 +470,39 @@ def run_backfill(
     tx = read_transactions(spark, config.input).transform(with_reject_reason)
     kept, obs = observe_reconciliation(tx, start=span_start, end=span_end)
     daily = daily_aggregates(kept).persist(StorageLevel.MEMORY_AND_DISK)
-    results: list[SegmentResult] = []
-    versions: list[int] = []
-    pending: list[tuple[DataFrame, DataFrame]] = []
+    features: DataFrame | None = None
+    out: DataFrame | None = None
     try:
         with progress.step("reading transactions once into daily aggregates"):
             lines = _lines_per_window(daily, dates, lookback)
         span = _reconciliation(obs)
+        features = rfm_features_by_snapshot(daily, snapshot_dates=dates, lookback_days=lookback)
+        if groups:
+            attrs = read_customer_attributes(spark, config.input, groups)
+            features = features.join(attrs, on="customer_id", how="left")
+        features = features.persist(StorageLevel.MEMORY_AND_DISK)
+        with progress.step(f"features of {len(dates)} snapshots in one aggregation"):
+            counts = {
+                r[SNAPSHOT_COLUMN]: int(r["count"])
+                for r in features.groupBy(SNAPSHOT_COLUMN).count().collect()
+            }
+        empty = [d for d in dates if not counts.get(d)]
+        if empty:
+            raise _no_customers(config, empty[0] - dt.timedelta(days=lookback), empty[0])
+        by_snapshot = config.scoring.model_copy(update={"partition_by": [SNAPSHOT_COLUMN, *groups]})
+        with progress.step(f"planning {config.scoring.method} scores of every snapshot"):
+            scored, info = score(features, by_snapshot)
+        segmented = assign_segments(scored, scheme=scheme)
+        out = _to_output(segmented, snapshot_date=None, run_id=run_id, partition_by=groups)
+        if model is not None:
+            out = assign_clusters(out, model).select(*OUTPUT_SCHEMA.fieldNames())
+        out = out.persist(StorageLevel.MEMORY_AND_DISK)
+        with progress.step("scoring and segmenting every snapshot"):
+            out.count()
+
+        results: list[SegmentResult] = []
+        metas: dict[dt.date, dict[str, str]] = {}
         for snap in dates:
-            start = snap - dt.timedelta(days=lookback)
             used, before, after = lines[snap]
             recon = Reconciliation(
                 input_rows=span.input_rows,
@@ -475,88 +511,75 @@ def run_backfill(
                 after_snapshot=span.after_snapshot + after,
                 rejected=span.rejected,
             )
-            features = _features_for(spark, config, daily, snap)
-            with progress.step(f"snapshot {snap}: features and scores"):
-                customers = features.count()
-                if customers == 0:
-                    features.unpersist()
-                    raise _no_customers(config, start, snap)
-                out, info = _segments_of(features, config, scheme, snap, run_id, model)
-            meta = _metadata(
+            snap_info = _info_of_snapshot(info, snap, groups)
+            metas[snap] = _metadata(
                 run_id=run_id,
                 snapshot_date=snap,
                 config=config,
                 scheme=scheme,
-                info=info,
+                info=snap_info,
                 recon=recon,
-                output_rows=customers,
+                output_rows=counts[snap],
                 extra={"backfill": f"{dates[0]}..{dates[-1]}", **_model_meta(model)},
             )
-            if single_commit:
-                pending.append((out, features))
-            else:
-                with progress.step(f"snapshot {snap}: commit"):
-                    version = store.write_partition(
-                        out,
-                        path,
-                        partition_column=SNAPSHOT_COLUMN,
-                        partition_value=snap,
-                        metadata=meta,
-                        table_properties=config.history.table_properties(),
-                    )
-                features.unpersist()
-                versions.append(version)
             results.append(
                 SegmentResult(
                     run_id=run_id,
                     snapshot_date=snap,
                     table_path=path,
-                    version=versions[-1] if versions else -1,
+                    version=-1,
                     backend=store.backend,
-                    customers=customers,
+                    customers=counts[snap],
                     reconciliation=recon,
-                    scoring=info,
+                    scoring=snap_info,
                     scheme=scheme.name,
                     summary=[],
                 )
             )
+        versions: list[int] = []
         if single_commit:
-            union = pending[0][0]
-            for out, _ in pending[1:]:
-                union = union.unionByName(out)
             with progress.step(f"committing {len(dates)} snapshots in one commit"):
                 version = store.write_partitions(
-                    union,
+                    out,
                     path,
                     partition_column=SNAPSHOT_COLUMN,
                     partition_values=dates,
                     metadata={
-                        "run_id": run_id,
+                        **{k: v for k, v in metas[dates[-1]].items() if k not in _PER_SNAPSHOT},
                         "snapshot_date": f"{dates[0]}..{dates[-1]}",
-                        "config_hash": config.fingerprint(),
-                        "scheme": scheme.name,
-                        "scoring_method": config.scoring.method,
-                        "snapshots": json.dumps(
-                            {r.snapshot_date.isoformat(): r.customers for r in results}
-                        ),
+                        "snapshots": json.dumps({d.isoformat(): counts[d] for d in dates}),
                         "reconciliation": json.dumps(
                             {
                                 r.snapshot_date.isoformat(): r.reconciliation.as_dict()
                                 for r in results
                             }
                         ),
-                        "input_rows": str(span.input_rows),
-                        "output_rows": str(sum(r.customers for r in results)),
-                        "rfm_spark_version": __version__,
+                        "output_rows": str(sum(counts.values())),
                     },
                     table_properties=config.history.table_properties(),
                 )
             versions = [version]
-            results = [_replace_version(r, version) for r in results]
+        else:
+            for snap in dates:
+                with progress.step(f"snapshot {snap}: commit"):
+                    versions.append(
+                        store.write_partition(
+                            out.filter(F.col(SNAPSHOT_COLUMN) == F.lit(snap)),
+                            path,
+                            partition_column=SNAPSHOT_COLUMN,
+                            partition_value=snap,
+                            metadata=metas[snap],
+                            table_properties=config.history.table_properties(),
+                        )
+                    )
+        results = [
+            _replace_version(r, versions[0] if single_commit else versions[i])
+            for i, r in enumerate(results)
+        ]
     finally:
-        for _, feats in pending:
-            feats.unpersist()
-        daily.unpersist()
+        for cached in (out, features, daily):
+            if cached is not None:
+                cached.unpersist()
     return BackfillResult(
         run_id=run_id,
         table_path=path,
@@ -566,9 +589,32 @@ def run_backfill(
     )
 
 
-def _replace_version(result: SegmentResult, version: int) -> SegmentResult:
-    from dataclasses import replace
+# metadata keys that describe one snapshot, left out of a multi-snapshot commit
+_PER_SNAPSHOT = ("scoring",)
 
+
+def _info_of_snapshot(info: ScoringInfo, snap: dt.date, groups: Sequence[str]) -> ScoringInfo:
+    """The scoring info of one snapshot of a backfill (groups keyed ``"<date>|<group>"``)."""
+    prefix = snap.isoformat()
+
+    def pick(per_axis: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for axis, per_group in per_axis.items():
+            out[axis] = {}
+            for key, value in per_group.items():
+                if key == "" or key == prefix or key.startswith(prefix + "|"):
+                    out[axis][key[len(prefix) + 1 :] if key.startswith(prefix) else key] = value
+        return out
+
+    return replace(
+        info,
+        partition_by=tuple(groups),
+        cut_points=pick(info.cut_points),
+        collapsed=pick(info.collapsed),
+    )
+
+
+def _replace_version(result: SegmentResult, version: int) -> SegmentResult:
     return replace(result, version=version)
 
 

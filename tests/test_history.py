@@ -168,3 +168,30 @@ def test_vacuum_refuses_to_cut_into_the_transition_window(tmp_path: Path) -> Non
         "delta.logRetentionDuration": "interval 70 days",
         "delta.deletedFileRetentionDuration": "interval 70 days",
     }
+
+
+@pytest.mark.slow
+def test_backfill_with_groups_and_quantiles_equals_segment_runs(
+    spark: SparkSession, demo: Path, tmp_path: Path
+) -> None:
+    dates = [D1, D1 + dt.timedelta(days=9)]
+    quiet = Progress("t", quiet=True)
+
+    def grouped(warehouse: Path) -> Config:
+        return config(demo, warehouse).with_overrides(
+            {
+                "input.customers_path": str(demo / "customers"),
+                "scoring.partition_by": ["country"],
+                "scoring.method": "quantile",
+            }
+        )
+
+    back = run_backfill(spark, grouped(tmp_path / "b"), dates, progress=quiet)
+    for d in dates:
+        single = run_segment(spark, grouped(tmp_path / "s"), d, progress=quiet)
+        assert back.snapshots[dates.index(d)].scoring.cut_points == single.scoring.cut_points
+    for d in dates:
+        pd.testing.assert_frame_equal(
+            snapshot(tmp_path / "b" / "customer_segments", d),
+            snapshot(tmp_path / "s" / "customer_segments", d),
+        )

@@ -1,0 +1,58 @@
+"""The spark-submit entry point: master from spark-submit, package from --py-files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from deltalake import DeltaTable
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_spark_submit_segment_job(demo: Path, tmp_path: Path) -> None:
+    submit = Path(sys.executable).with_name("spark-submit")
+    assert submit.exists(), "pyspark installs spark-submit beside python"
+    # ship the package as spark-submit --py-files would on a cluster
+    bundle = tmp_path / "rfm_spark.zip"
+    with zipfile.ZipFile(bundle, "w") as zf:
+        for f in (ROOT / "rfm_spark").rglob("*"):
+            if f.is_file() and "__pycache__" not in f.parts:
+                zf.write(f, f.relative_to(ROOT))
+    job = tmp_path / "segment.py"
+    shutil.copy(ROOT / "jobs" / "segment.py", job)
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env.pop("PYSPARK_SUBMIT_ARGS", None)
+    cmd = [
+        str(submit),
+        "--master",
+        "local[1]",
+        "--conf",
+        "spark.ui.enabled=false",
+        "--conf",
+        "spark.sql.shuffle.partitions=2",
+        "--py-files",
+        str(bundle),
+        str(job),
+        "--snapshot-date",
+        "2026-11-01",
+        "--input",
+        str(demo / "transactions"),
+        "--warehouse",
+        str(tmp_path / "wh"),
+        "--config",
+        str(ROOT / "conf" / "local.yaml"),  # its local[*] must not override spark-submit
+        "--quiet",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "version 0" in out.stdout
+    assert "master local[1]" in out.stderr
+    df = DeltaTable(str(tmp_path / "wh" / "customer_segments")).to_pandas()
+    assert len(df) > 0 and df["customer_id"].is_unique
