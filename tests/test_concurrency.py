@@ -35,10 +35,12 @@ def start(demo: Path, warehouse: Path, day: str) -> subprocess.Popen[str]:
 
 
 def finish(procs: list[subprocess.Popen[str]]) -> list[tuple[int, str]]:
+    """Exit code and the CLI's own stderr lines (not Spark's) of each process."""
     out = []
     for p in procs:
         _, err = p.communicate(timeout=600)
-        out.append((p.returncode, err))
+        own = "\n".join(line for line in err.splitlines() if line.startswith("rfm-spark"))
+        out.append((p.returncode, own))
     return out
 
 

@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 BACKENDS = ("spark", "delta-rs")
 STAGING_DIR = "_staging"
 STALE_STAGING_HOURS = 6.0
+COMMIT_ATTEMPTS = 5
 WRITE_ID_KEY = "rfm_write_id"
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
@@ -1172,31 +1173,42 @@ class DeltaRsStore(_StoreBase):
                 table = DeltaTable(root)  # another writer created it meanwhile: overwrite below
         # The overwrite removes what *this snapshot* holds in the partitions: refresh it now, so
         # files another writer added meanwhile are removed too (verified after the commit).
-        table.update_incremental()
-        _check_table(table, schema, partition_column, root)
-        read_version = int(table.version())
+        # A commit that loses a race is retried on a fresh snapshot: for other partitions it
+        # then simply lands; for the same partition the later write replaces it as a whole.
         filters = (
             [(partition_column, "=", values[0])]
             if len(values) == 1
             else [(partition_column, "in", values)]
         )
         tx_actions: list[AddAction | RemoveAction] = list(actions)
-        try:
-            table.create_write_transaction(
-                tx_actions,
-                mode="overwrite",
-                schema=table.schema(),
-                partition_by=[partition_column],
-                partition_filters=filters,
-                commit_properties=props,
-            )
-        except CommitFailedError as exc:
-            raise ConcurrentWriteError(
-                f"Another writer changed {root} while this write was committing ({exc}). "
-                "Nothing was committed. Fix: rerun the write."
-            ) from exc
-        except DeltaError as exc:
-            raise TableError(f"Committing to the Delta table at {root} failed: {exc}") from exc
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            table.update_incremental()
+            _check_table(table, schema, partition_column, root)
+            read_version = int(table.version())
+            try:
+                table.create_write_transaction(
+                    tx_actions,
+                    mode="overwrite",
+                    schema=table.schema(),
+                    partition_by=[partition_column],
+                    partition_filters=filters,
+                    commit_properties=props,
+                )
+                break
+            except CommitFailedError as exc:
+                if self._is_committed(root, write_id):
+                    break
+                if attempt == COMMIT_ATTEMPTS:
+                    raise ConcurrentWriteError(
+                        f"Another writer changed {root} while this write was committing "
+                        f"({attempt} attempts; last: {exc}). Nothing was committed. "
+                        "Fix: rerun the write."
+                    ) from exc
+                log.info("commit to %s lost a race (attempt %d): %s; retrying", root, attempt, exc)
+                time.sleep(0.2 * attempt)
+                table = DeltaTable(root)
+            except DeltaError as exc:
+                raise TableError(f"Committing to the Delta table at {root} failed: {exc}") from exc
         return self._find_version(root, write_id, after=read_version)
 
     def _find_version(self, root: str, write_id: str, *, after: int) -> int:
