@@ -191,6 +191,7 @@ TRANSACTIONS_SCHEMA = T.StructType(
     [
         T.StructField("customer_id", T.StringType()),
         T.StructField("order_id", T.StringType()),
+        T.StructField("line_no", T.IntegerType()),
         T.StructField("order_ts", T.TimestampType()),
         T.StructField("amount", T.DecimalType(12, 2)),
         T.StructField("product_id", T.StringType()),
@@ -657,7 +658,9 @@ def transactions_df(
     Returns:
         One row per order line or return (:data:`TRANSACTIONS_SCHEMA`): ``customer_id``
         (string), ``order_id`` (string, ``O`` + customer number + 5-digit order number, not in
-        time order; shared by all lines of an order and by its return), ``order_ts``
+        time order; shared by all lines of an order and by its return), ``line_no`` (int:
+        1..n for the lines of an order, 0 for its return row, so no two rows are identical),
+        ``order_ts``
         (timestamp; the same for all lines of an order; a return has its own, 2-29 days later,
         and returns that would fall on or after ``end_date`` are dropped), ``amount``
         (decimal(12,2); negative for returns), ``product_id`` (string), ``quantity`` (int;
@@ -759,6 +762,7 @@ def transactions_df(
     return lines.selectExpr(
         "customer_id",
         "order_id",
+        "CAST(_j AS INT) AS line_no",
         "timestamp_seconds(_ts_sec) AS order_ts",
         _money("IF(_j = 0, -floor(_cents * _returned_qty / _qty + 0.5D), _cents)") + " AS amount",
         f"{cat.product_id('_rank')} AS product_id",

@@ -27,6 +27,7 @@ PRODUCTS = 120
 TRANSACTIONS_TYPES = [
     ("customer_id", T.StringType()),
     ("order_id", T.StringType()),
+    ("line_no", T.IntegerType()),
     ("order_ts", T.TimestampType()),
     ("amount", T.DecimalType(12, 2)),
     ("product_id", T.StringType()),
@@ -168,6 +169,15 @@ def test_ids_fixed_width_and_unique(frames: dict[str, pd.DataFrame]) -> None:
     assert products["product_id"].is_unique
     assert sorted(products["product_id"]) == [f"P{i:05d}" for i in range(1, PRODUCTS + 1)]
     assert frames["transactions"]["order_id"].str.fullmatch(r"O\d{8}\d{5}").all()
+
+
+def test_no_two_transaction_rows_identical(frames: dict[str, pd.DataFrame]) -> None:
+    # exact duplicates are quarantined by the pipeline, so generated data must have none
+    tx = frames["transactions"]
+    assert not tx.duplicated().any()
+    assert not tx.duplicated(["order_id", "line_no"]).any()
+    returns = tx[tx["amount"] < 0]
+    assert (returns["line_no"] == 0).all() and (tx.loc[tx["amount"] > 0, "line_no"] >= 1).all()
 
 
 def test_order_ts_inside_period(frames: dict[str, pd.DataFrame]) -> None:
