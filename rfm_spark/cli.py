@@ -14,7 +14,7 @@ from typing import Any
 
 from rfm_spark import __version__
 from rfm_spark.config import Config, load_config, parse_date
-from rfm_spark.errors import RfmError, UsageError
+from rfm_spark.errors import RfmError, UsageError, java_error_line
 
 EPILOG = """\
 Every subcommand reads --config FILE (default: built-in defaults) and lets flags override it.
@@ -327,7 +327,7 @@ def _spark(config: Config, args: argparse.Namespace) -> Any:
 
     spark = build_spark(config.spark, quiet=not args.verbose)
     if not args.verbose:
-        spark.sparkContext.setLogLevel("ERROR")
+        spark.sparkContext.setLogLevel("FATAL")  # the CLI reports failures itself
     if not getattr(args, "quiet", False):
         sc = spark.sparkContext
         print(f"[{args.command}] Spark {spark.version}, master {sc.master}", file=sys.stderr)
@@ -425,22 +425,17 @@ def cmd_segment(args: argparse.Namespace) -> int:
     collapsed = {a: v for a, v in result.scoring.collapsed.items() if v}
     if collapsed:
         print(f"\nnote: ties left some scores empty (axis -> group -> scores): {collapsed}")
-    r = result.reconciliation
-    print(
-        f"\ninput rows {r.input_rows:,} = used {r.used:,} + outside the window {r.outside_window:,}"
-        f" + rejected {sum(r.rejected.values()):,}" + (f" {r.rejected}" if r.rejected else "")
-    )
+    print("\n" + result.reconciliation.line())
+    _print_quarantine(result.reconciliation, result.quarantine_path, result.quarantine_version)
     print(
         f"table {result.table_path} version {result.version} ({result.backend} backend), run {result.run_id}"
     )
     return 0
 
 
-def _print_reconciliation(r: Any) -> None:
-    print(
-        f"input rows {r.input_rows:,} = used {r.used:,} + outside the window {r.outside_window:,}"
-        f" + rejected {sum(r.rejected.values()):,}" + (f" {r.rejected}" if r.rejected else "")
-    )
+def _print_quarantine(recon: Any, path: str | None, version: int | None) -> None:
+    if recon.quarantined_rows and path is not None:
+        print(f"quarantined rows: {path} version {version} (reason and original row of each)")
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -465,6 +460,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     ]
     print(f"\nBackfill {dates[0]} .. {dates[-1]} ({len(dates)} snapshots, run {result.run_id}):\n")
     print(format_table(["snapshot", "customers", "rows used", "version"], rows, "lrrr"))
+    if result.reconciliation is not None:
+        print("\nall snapshots: " + result.reconciliation.line())
+        _print_quarantine(result.reconciliation, result.quarantine_path, result.quarantine_version)
     print(f"\ntable {result.table_path}, versions {', '.join(map(str, result.versions))}")
     return 0
 
@@ -634,17 +632,6 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     return 0
 
 
-def _java_error_line(exc: BaseException) -> str | None:
-    text = str(exc).strip()
-    if not text:
-        return None
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith(("at ", "JVM stacktrace", "Traceback")):
-            return line
-    return None
-
-
 def main(
     argv: Sequence[str] | None = None, *, run: Callable[[argparse.Namespace], int] | None = None
 ) -> int:
@@ -664,7 +651,7 @@ def main(
     except Exception as exc:  # Spark/Java failures: one line unless --verbose
         if args.verbose:
             traceback.print_exc()
-        line = _java_error_line(exc) or type(exc).__name__
+        line = java_error_line(exc) or type(exc).__name__
         hint = "" if args.verbose else " (run with --verbose for details)"
         print(f"rfm-spark {args.command}: failed: {line}{hint}", file=sys.stderr)
         return 1

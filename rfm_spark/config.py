@@ -65,11 +65,33 @@ class CsvOptions(_Model):
     timestamp_format: str | None = None
 
 
+class ReturnMarker(_Model):
+    """Which rows are returns (negative amounts that are allowed).
+
+    ``column: null``: every negative amount is a return or cancellation. With a column and no
+    ``values``, the column is numeric and a negative value marks a return (e.g. ``quantity``);
+    with ``values``, a row is a return when the column's text is one of them (case and
+    surrounding blanks ignored). A negative amount on any other row is quarantined as
+    ``negative_not_return``.
+    """
+
+    column: str | None = None
+    values: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _values_need_column(self) -> ReturnMarker:
+        if self.values and not self.column:
+            raise ValueError("'values' needs 'column': name the column that holds them")
+        return self
+
+
 class InputSettings(_Model):
     """Where the transactions (and optionally the customers) are read from.
 
     ``customers_path``: a customers table (same format as the transactions) joined on
     ``customer_id`` to bring in the ``scoring.partition_by`` columns such as ``country``.
+    ``customer_id_type``: ``integer`` quarantines ids that are not whole numbers (and reads
+    ``007`` and ``7`` as the same customer); ``string`` takes any non-blank text.
     """
 
     path: str | None = None
@@ -77,6 +99,21 @@ class InputSettings(_Model):
     columns: ColumnMapping = Field(default_factory=ColumnMapping)
     csv: CsvOptions = Field(default_factory=CsvOptions)
     customers_path: str | None = None
+    customer_id_type: Literal["string", "integer"] = "string"
+    returns: ReturnMarker = Field(default_factory=ReturnMarker)
+
+
+class ValidationSettings(_Model):
+    """What happens to bad rows (README "Bad rows and the quarantine").
+
+    ``duplicates: quarantine`` moves exact copies of a row (every input column equal) to the
+    quarantine and keeps one; ``keep`` uses every copy and saves a shuffle of the window's rows.
+    ``max_quarantine_share``: the run fails when more than this share of the input rows is
+    quarantined (the quarantine is still written, the segments are not).
+    """
+
+    duplicates: Literal["quarantine", "keep"] = "quarantine"
+    max_quarantine_share: float = Field(default=0.05, ge=0, le=1)
 
 
 class FeatureSettings(_Model):
@@ -152,9 +189,10 @@ class SegmentSettings(_Model):
 
 class OutputSettings(_Model):
     table: str = "customer_segments"
+    quarantine_table: str = "quarantine"
     backend: Backend = "auto"
 
-    @field_validator("table")
+    @field_validator("table", "quarantine_table")
     @classmethod
     def _name(cls, v: str) -> str:
         import re
@@ -219,6 +257,7 @@ class Config(_Model):
     warehouse: str = "./warehouse"
     input: InputSettings = Field(default_factory=InputSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     segments: SegmentSettings = Field(default_factory=SegmentSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)

@@ -7,6 +7,7 @@ Every error says what is wrong, what was found and how to fix it. The CLI maps
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 
@@ -36,6 +37,11 @@ class InputError(RfmError):
     exit_code = 2
 
 
+class DataError(RfmError):
+    """The data was readable but cannot be segmented: an empty input, unreadable files, too
+    many bad rows (exit 1)."""
+
+
 class MissingColumnsError(InputError):
     """Required input columns are missing."""
 
@@ -61,3 +67,30 @@ class TableError(RfmError):
 
 class ConcurrentWriteError(TableError):
     """Another writer changed the table while this run was committing."""
+
+
+_ERROR_CLASS = re.compile(r"\[[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)*\] .*")
+
+
+def java_error_line(exc: BaseException, limit: int = 400) -> str | None:
+    """The one line that says what went wrong in a Spark/Java failure, without stack frames.
+
+    Prefers Spark's own error message (``[ERROR_CLASS] message``, which names the file or the
+    column), then the innermost ``Caused by:``, then the first line of the text.
+    """
+    text = str(exc).strip()
+    if not text:
+        return None
+    lines = [line.strip().removeprefix(": ").strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("at ", "..."))]
+    for line in lines:
+        found = _ERROR_CLASS.search(line)
+        if found:
+            return found.group(0).split(" SQLSTATE")[0][:limit]
+    causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")]
+    if causes:
+        return causes[-1][:limit]
+    for line in lines:
+        if not line.startswith(("JVM stacktrace", "Traceback")):
+            return line[:limit]
+    return None

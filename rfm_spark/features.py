@@ -22,8 +22,6 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-REJECT_REASONS = ("null_customer_id", "null_or_bad_timestamp", "null_or_bad_amount")
-
 FEATURE_COLUMNS = (
     "customer_id",
     "recency_days",
@@ -38,22 +36,6 @@ FEATURE_COLUMNS = (
 )
 
 
-def reject_reason() -> Column:
-    """Why a canonical transaction row cannot be used, or null when it can."""
-    return (
-        F.when(
-            F.col("customer_id").isNull() | (F.col("customer_id") == ""), F.lit("null_customer_id")
-        )
-        .when(F.col("order_ts").isNull(), F.lit("null_or_bad_timestamp"))
-        .when(F.col("amount").isNull(), F.lit("null_or_bad_amount"))
-    )
-
-
-def with_reject_reason(df: DataFrame) -> DataFrame:
-    """Add ``reject_reason`` (null for a usable row) to canonical transactions."""
-    return df.withColumn("reject_reason", reject_reason())
-
-
 def daily_aggregates(
     transactions: DataFrame,
     *,
@@ -64,15 +46,20 @@ def daily_aggregates(
 
     Args:
         transactions: valid canonical rows (``customer_id``, ``order_id``, ``order_ts``,
-            ``amount``).
+            ``amount``, optionally ``order_date`` and ``_copies``: rows already de-duplicated
+            by :func:`rfm_spark.validation.deduplicate`).
         start: first day kept (inclusive), or all.
         end: first day not kept (exclusive), or all.
 
     Returns:
         ``customer_id``, ``order_date``, ``orders`` (purchase orders that day), ``net_amount``
-        (decimal, returns subtract), ``lines`` (rows).
+        (decimal, returns subtract), ``lines`` (rows used), ``duplicates`` (extra copies of
+        those rows, not used).
     """
-    df = transactions.withColumn("order_date", F.to_date("order_ts"))
+    df = transactions
+    if "order_date" not in df.columns:
+        df = df.withColumn("order_date", F.to_date("order_ts"))
+    copies = F.col("_copies") if "_copies" in df.columns else F.lit(1)
     if start is not None:
         df = df.filter(F.col("order_date") >= F.lit(start))
     if end is not None:
@@ -89,8 +76,9 @@ def daily_aggregates(
             ).alias("orders"),
             F.sum("amount").alias("net_amount"),
             F.count(F.lit(1)).alias("lines"),
+            F.sum(copies - 1).alias("duplicates"),
         )
-        .select("customer_id", "order_date", "orders", "net_amount", "lines")
+        .select("customer_id", "order_date", "orders", "net_amount", "lines", "duplicates")
     )
 
 

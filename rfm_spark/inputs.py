@@ -1,12 +1,14 @@
 """Read transactions from Parquet, CSV, Delta or a metastore table into the canonical schema.
 
 Canonical columns: ``customer_id`` (string), ``order_id`` (string, null when the input has no
-order id), ``order_ts`` (timestamp), ``amount`` (decimal(18,2)). Other input columns are dropped
-early so that Parquet and Delta readers prune them.
+order id), ``order_ts`` (timestamp), ``amount`` (decimal(18,2)), with the reason a row cannot be
+used (:mod:`rfm_spark.validation`). Structural problems (missing path or columns, unusable
+column types) fail here, before any Spark job runs.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -15,10 +17,8 @@ from pyspark.sql import types as T
 from pyspark.sql.utils import AnalysisException
 
 from rfm_spark.config import InputSettings
-from rfm_spark.errors import InputError, MissingColumnsError
-
-AMOUNT_TYPE = T.DecimalType(18, 2)
-CANONICAL = ("customer_id", "order_id", "order_ts", "amount")
+from rfm_spark.errors import DataError, InputError, MissingColumnsError, java_error_line
+from rfm_spark.validation import validate
 
 
 def _is_local(path: str) -> bool:
@@ -56,32 +56,59 @@ def _load(spark: SparkSession, settings: InputSettings) -> DataFrame:
     except AnalysisException as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"cannot read {settings.format} input {path!r}: {first}") from None
+    except Exception as exc:  # unreadable files surface here (Py4J errors carry the cause)
+        raise DataError(
+            f"cannot read {settings.format} input {path!r}: "
+            f"{(java_error_line(exc) or type(exc).__name__).rstrip('.')}. Fix: replace or remove the "
+            "unreadable file(s)"
+        ) from exc
 
 
-def _timestamp(col: str, dtype: T.DataType, fmt: str | None) -> F.Column:
-    if isinstance(dtype, T.TimestampType):
-        return F.col(col)
-    if isinstance(dtype, (T.TimestampNTZType, T.DateType)):
-        return F.col(col).cast(T.TimestampType())
-    if fmt:
-        return F.try_to_timestamp(F.col(col).cast("string"), F.lit(fmt))
-    return F.try_to_timestamp(F.col(col).cast("string"))
+_TEXT_OR_NUMBER = (T.StringType, T.NumericType)
+_ACCEPTED = {
+    "customer_id": (T.StringType, T.IntegralType, T.DecimalType),
+    "order_ts": (T.StringType, T.TimestampType, T.TimestampNTZType, T.DateType),
+    "amount": _TEXT_OR_NUMBER,
+    "order_id": (T.StringType, T.NumericType),
+    "returns": (T.StringType, T.NumericType, T.BooleanType),
+}
+_EXPECTED = {
+    "customer_id": "a string or whole-number id",
+    "order_ts": "a timestamp, a date or text",
+    "amount": "a number or text",
+    "order_id": "a string or number",
+    "returns": "a number or text",
+}
 
 
-def read_transactions(spark: SparkSession, settings: InputSettings) -> DataFrame:
-    """Read the transactions and map them onto the canonical columns.
+def _check_types(df: DataFrame, wanted: dict[str, str], where: str) -> None:
+    """Fail before any job runs when a mapped column has a type that cannot be used."""
+    types = {f.name: f.dataType for f in df.schema.fields}
+    for canon, src in wanted.items():
+        dtype = types[src]
+        ok = isinstance(dtype, _ACCEPTED[canon])
+        if canon == "customer_id" and isinstance(dtype, T.DecimalType):
+            ok = dtype.scale == 0
+        if ok:
+            continue
+        raise InputError(
+            f"{where} column {src!r} ({canon}) has type {dtype.simpleString()}; expected "
+            f"{_EXPECTED[canon]}. Fix: map another column under 'input.columns' or convert it"
+        )
 
-    Fails before any data is processed when a mapped column is missing, naming the missing and
-    the present columns. Values that cannot be parsed become null here; validation counts them.
 
-    Returns:
-        DataFrame with ``customer_id``, ``order_id``, ``order_ts``, ``amount``.
+def read_input(spark: SparkSession, settings: InputSettings) -> DataFrame:
+    """The input as read, after checking that the mapped columns exist and have usable types.
+
+    Fails before any data is processed, naming the missing and the present columns.
     """
     df = _load(spark, settings)
     cols = settings.columns
     wanted = {"customer_id": cols.customer_id, "order_ts": cols.order_ts, "amount": cols.amount}
     if cols.order_id:
         wanted["order_id"] = cols.order_id
+    if settings.returns.column:
+        wanted["returns"] = settings.returns.column
     present = df.columns
     missing = [f"{src} (for {canon})" for canon, src in wanted.items() if src not in present]
     if missing:
@@ -89,26 +116,26 @@ def read_transactions(spark: SparkSession, settings: InputSettings) -> DataFrame
             f"input {settings.path!r}",
             missing,
             present,
-            hint="Map your column names under 'input.columns' in the config.",
+            hint="Map your column names under 'input.columns' (and 'input.returns.column').",
         )
-    types = dict(df.dtypes)
-    schema = {f.name: f.dataType for f in df.schema.fields}
-    if types[cols.customer_id] not in ("string", "int", "bigint", "smallint", "tinyint") and not (
-        types[cols.customer_id].startswith("decimal") and schema[cols.customer_id].scale == 0  # type: ignore[attr-defined]
-    ):
-        raise InputError(
-            f"input column {cols.customer_id!r} (customer_id) has type {types[cols.customer_id]}; "
-            "expected a string or integer id"
-        )
-    order_id = F.col(cols.order_id).cast("string") if cols.order_id else F.lit(None).cast("string")
-    return df.select(
-        F.trim(F.col(cols.customer_id).cast("string")).alias("customer_id"),
-        order_id.alias("order_id"),
-        _timestamp(cols.order_ts, schema[cols.order_ts], settings.csv.timestamp_format).alias(
-            "order_ts"
-        ),
-        F.col(cols.amount).try_cast(AMOUNT_TYPE).alias("amount"),
-    )
+    _check_types(df, wanted, f"input {settings.path!r}")
+    return df
+
+
+def read_transactions(
+    spark: SparkSession, settings: InputSettings, *, now: dt.datetime | None = None
+) -> DataFrame:
+    """Read and validate the transactions (see :func:`rfm_spark.validation.validate`).
+
+    Args:
+        now: the moment the run started; timestamps after it are quarantined (default: now).
+
+    Returns:
+        ``customer_id``, ``order_id``, ``order_ts``, ``amount``, ``order_date``,
+        ``reject_reason`` (null for a usable row) and ``_row`` (the original columns).
+    """
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return validate(read_input(spark, settings), settings, now=now)
 
 
 def read_customer_attributes(

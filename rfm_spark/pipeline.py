@@ -26,18 +26,20 @@ from rfm_spark.clustering import (
     train,
 )
 from rfm_spark.config import Config
-from rfm_spark.errors import ConfigError, InputError, UsageError
-from rfm_spark.features import (
-    REJECT_REASONS,
-    daily_aggregates,
-    rfm_features,
-    rfm_features_by_snapshot,
-    with_reject_reason,
-)
+from rfm_spark.errors import ConfigError, DataError, InputError, UsageError
+from rfm_spark.features import daily_aggregates, rfm_features, rfm_features_by_snapshot
 from rfm_spark.inputs import read_customer_attributes, read_transactions
 from rfm_spark.progress import Progress
 from rfm_spark.scoring import ScoringInfo, score
 from rfm_spark.segments import Scheme, assign_segments, load_scheme
+from rfm_spark.validation import (
+    DUPLICATE,
+    QUARANTINE_SCHEMA,
+    REASONS,
+    deduplicate,
+    observe_rows,
+    quarantine_rows,
+)
 
 SNAPSHOT_COLUMN = "snapshot_date"
 
@@ -70,21 +72,29 @@ OUTPUT_SCHEMA = T.StructType(
 
 @dataclass(frozen=True)
 class Reconciliation:
-    """Where every input row went: ``input_rows = used + outside_window + sum(rejected)``."""
+    """Where every input row went: ``input_rows = used + outside_window + quarantined_rows``.
+
+    ``quarantined`` holds the rows per reason (:data:`rfm_spark.validation.ALL_REASONS`),
+    only the reasons that occurred.
+    """
 
     input_rows: int
     used: int
     before_window: int
     after_snapshot: int
-    rejected: dict[str, int]
+    quarantined: dict[str, int]
 
     @property
     def outside_window(self) -> int:
         return self.before_window + self.after_snapshot
 
     @property
+    def quarantined_rows(self) -> int:
+        return sum(self.quarantined.values())
+
+    @property
     def balanced(self) -> bool:
-        return self.input_rows == self.used + self.outside_window + sum(self.rejected.values())
+        return self.input_rows == self.used + self.outside_window + self.quarantined_rows
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -92,8 +102,17 @@ class Reconciliation:
             "used": self.used,
             "before_window": self.before_window,
             "after_snapshot": self.after_snapshot,
-            "rejected": dict(self.rejected),
+            "quarantined": dict(self.quarantined),
         }
+
+    def line(self) -> str:
+        """``input rows N = used + outside the window + quarantined {reason: n}``."""
+        q = self.quarantined_rows
+        return (
+            f"input rows {self.input_rows:,} = used {self.used:,} + outside the window "
+            f"{self.outside_window:,} + quarantined {q:,}"
+            + (f" {dict(sorted(self.quarantined.items()))}" if q else "")
+        )
 
 
 @dataclass(frozen=True)
@@ -120,6 +139,8 @@ class SegmentResult:
     scheme: str
     summary: list[SegmentSummaryRow]
     timings: dict[str, float] = field(default_factory=dict)
+    quarantine_path: str | None = None
+    quarantine_version: int | None = None
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -128,41 +149,111 @@ def new_run_id(now: dt.datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def observe_reconciliation(
-    transactions: DataFrame, *, start: dt.date, end: dt.date
-) -> tuple[DataFrame, Observation]:
-    """Attach row-count metrics (filled by the first action) and keep only usable rows in the window.
+def _reconciliation(
+    obs: Observation, duplicates: Observation | None, *, window_duplicates: int | None = None
+) -> Reconciliation:
+    """The reconciliation of a run from the observed row counts (after the first action).
 
-    Input: canonical transactions with ``reject_reason``. Output: the rows with no reject reason
-    and ``start <= day < end``, without ``reject_reason``.
+    ``window_duplicates`` overrides the observed duplicates (a backfill counts them per day).
     """
-    obs = Observation("reconciliation")
-    valid = F.col("reject_reason").isNull()
-    day = F.to_date("order_ts")
-    observed = transactions.observe(
-        obs,
-        F.count(F.lit(1)).alias("input_rows"),
-        F.count(F.when(valid & (day >= F.lit(start)) & (day < F.lit(end)), 1)).alias("used"),
-        F.count(F.when(valid & (day < F.lit(start)), 1)).alias("before_window"),
-        F.count(F.when(valid & (day >= F.lit(end)), 1)).alias("after_snapshot"),
-        *[
-            F.count(F.when(F.col("reject_reason") == r, 1)).alias(f"rejected_{r}")
-            for r in REJECT_REASONS
-        ],
-    )
-    kept = observed.filter(valid & (day >= F.lit(start)) & (day < F.lit(end))).drop("reject_reason")
-    return kept, obs
-
-
-def _reconciliation(obs: Observation) -> Reconciliation:
     m = obs.get
+    dups = window_duplicates
+    if dups is None:
+        dups = int((duplicates.get.get("duplicates") if duplicates else 0) or 0)
+    quarantined = {r: int(m[f"quarantined_{r}"]) for r in REASONS if int(m[f"quarantined_{r}"])}
+    if dups:
+        quarantined[DUPLICATE] = dups
     return Reconciliation(
         input_rows=int(m["input_rows"]),
-        used=int(m["used"]),
+        used=int(m["in_window"]) - dups,
         before_window=int(m["before_window"]),
         after_snapshot=int(m["after_snapshot"]),
-        rejected={r: int(m[f"rejected_{r}"]) for r in REJECT_REASONS if int(m[f"rejected_{r}"])},
+        quarantined=quarantined,
     )
+
+
+def _valid_rows(
+    spark: SparkSession, config: Config, *, start: dt.date, end: dt.date, now: dt.datetime
+) -> tuple[DataFrame, DataFrame, Observation, Observation | None]:
+    """(validated input, valid rows of the window ready for daily aggregates, row counts,
+    duplicate counts or None when duplicates are kept)."""
+    validated = read_transactions(spark, config.input, now=now)
+    kept, obs = observe_rows(validated, start=start, end=end)
+    if config.validation.duplicates == "keep":
+        return validated, kept, obs, None
+    distinct, dups = deduplicate(kept)
+    return validated, distinct, obs, dups
+
+
+def _check_not_empty(config: Config, recon: Reconciliation) -> None:
+    if recon.input_rows == 0:
+        raise DataError(
+            f"input {config.input.path!r} has no rows; check --input (and the file format: "
+            f"{config.input.format})"
+        )
+
+
+def _write_quarantine(
+    store: Any,
+    config: Config,
+    validated: DataFrame,
+    *,
+    recon: Reconciliation,
+    window: tuple[dt.date, dt.date],
+    snapshot_date: dt.date,
+    run_id: str,
+    now: dt.datetime,
+    progress: Progress,
+) -> tuple[str | None, int | None]:
+    """Replace the ``snapshot_date`` partition of the quarantine table with this run's bad rows,
+    then fail the run when too many rows were bad.
+
+    Returns:
+        (path, version) of the quarantine commit, or (None, None) when there was nothing to
+        write (no bad rows and no quarantine table yet).
+    """
+    path = config.table_path(config.output.quarantine_table)
+    total = recon.quarantined_rows
+    version = None
+    if total or store.exists(path):  # an existing partition is emptied by a clean rerun
+        rows = (
+            quarantine_rows(
+                validated,
+                window=window,
+                duplicates=bool(recon.quarantined.get(DUPLICATE)),
+                snapshot_date=snapshot_date,
+                run_id=run_id,
+                source=str(config.input.path),
+                now=now,
+            )
+            if total
+            else validated.sparkSession.createDataFrame([], QUARANTINE_SCHEMA)
+        )
+        with progress.step(f"writing {total:,} quarantined row(s) to {path}"):
+            version = store.write_partition(
+                rows,
+                path,
+                partition_column=SNAPSHOT_COLUMN,
+                partition_value=snapshot_date,
+                metadata={
+                    "run_id": run_id,
+                    "snapshot_date": snapshot_date.isoformat(),
+                    "reconciliation": json.dumps(recon.as_dict(), sort_keys=True),
+                    "rfm_spark_version": __version__,
+                },
+                table_properties=config.history.table_properties(),
+            )
+    limit = config.validation.max_quarantine_share
+    share = total / recon.input_rows if recon.input_rows else 0.0
+    if share > limit:
+        reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(recon.quarantined.items()))
+        raise DataError(
+            f"{total:,} of {recon.input_rows:,} input rows ({share:.2%}) are bad ({reasons}), "
+            f"more than validation.max_quarantine_share ({limit:.2%}); nothing was committed "
+            f"to {config.output.table}. The rows are in {path} (run_id {run_id}). Fix the input "
+            "or raise validation.max_quarantine_share"
+        )
+    return (path if version is not None else None), version
 
 
 def _to_output(
@@ -347,14 +438,26 @@ def run_segment(
     )
     model = _current_model(spark, config, progress)
     start = snapshot_date - dt.timedelta(days=config.features.lookback_days)
-    tx = read_transactions(spark, config.input).transform(with_reject_reason)
-    kept, obs = observe_reconciliation(tx, start=start, end=snapshot_date)
-    features = _features_for(spark, config, daily_aggregates(kept), snapshot_date)
+    now = dt.datetime.now(dt.timezone.utc)
+    validated, rows, obs, dups = _valid_rows(spark, config, start=start, end=snapshot_date, now=now)
+    features = _features_for(spark, config, daily_aggregates(rows), snapshot_date)
     try:
-        with progress.step("reading transactions and computing features"):
+        with progress.step("reading and validating transactions, computing features"):
             customers = features.count()
-        recon = _reconciliation(obs)
+        recon = _reconciliation(obs, dups)
         _report(progress, recon, customers)
+        _check_not_empty(config, recon)
+        quarantine_path, quarantine_version = _write_quarantine(
+            store,
+            config,
+            validated,
+            recon=recon,
+            window=(start, snapshot_date),
+            snapshot_date=snapshot_date,
+            run_id=run_id,
+            now=now,
+            progress=progress,
+        )
         if customers == 0:
             raise _no_customers(config, start, snapshot_date)
         with progress.step(f"planning {config.scoring.method} scores"):
@@ -394,17 +497,13 @@ def run_segment(
         scheme=scheme.name,
         summary=summary,
         timings=dict(progress.timings),
+        quarantine_path=quarantine_path,
+        quarantine_version=quarantine_version,
     )
 
 
 def _report(progress: Progress, recon: Reconciliation, customers: int) -> None:
-    rejected = sum(recon.rejected.values())
-    progress.info(
-        f"{recon.input_rows:,} input rows: {recon.used:,} in the window, "
-        f"{recon.outside_window:,} outside it, {rejected:,} rejected"
-        + (f" {recon.rejected}" if rejected else "")
-        + f"; {customers:,} customers"
-    )
+    progress.info(f"{recon.line()}; {customers:,} customers")
 
 
 def snapshot_dates(start: dt.date, end: dt.date, step_days: int = 1) -> list[dt.date]:
@@ -428,6 +527,9 @@ class BackfillResult:
     versions: list[int]
     snapshots: list[SegmentResult]
     timings: dict[str, float] = field(default_factory=dict)
+    reconciliation: Reconciliation | None = None  # the whole span, read once
+    quarantine_path: str | None = None
+    quarantine_version: int | None = None
 
 
 def run_backfill(
@@ -467,15 +569,27 @@ def run_backfill(
         f"scoring {config.scoring.method}, scheme {scheme.name}"
     )
     model = _current_model(spark, config, progress)
-    tx = read_transactions(spark, config.input).transform(with_reject_reason)
-    kept, obs = observe_reconciliation(tx, start=span_start, end=span_end)
-    daily = daily_aggregates(kept).persist(StorageLevel.MEMORY_AND_DISK)
+    now = dt.datetime.now(dt.timezone.utc)
+    validated, rows, obs, _ = _valid_rows(spark, config, start=span_start, end=span_end, now=now)
+    daily = daily_aggregates(rows).persist(StorageLevel.MEMORY_AND_DISK)
     features: DataFrame | None = None
     out: DataFrame | None = None
     try:
-        with progress.step("reading transactions once into daily aggregates"):
-            lines = _lines_per_window(daily, dates, lookback)
-        span = _reconciliation(obs)
+        with progress.step("reading and validating transactions once into daily aggregates"):
+            windows, span_duplicates = _rows_per_window(daily, dates, lookback)
+        span = _reconciliation(obs, None, window_duplicates=span_duplicates)
+        _check_not_empty(config, span)
+        quarantine_path, quarantine_version = _write_quarantine(
+            store,
+            config,
+            validated,
+            recon=span,
+            window=(span_start, span_end),
+            snapshot_date=dates[-1],
+            run_id=run_id,
+            now=now,
+            progress=progress,
+        )
         features = rfm_features_by_snapshot(daily, snapshot_dates=dates, lookback_days=lookback)
         if groups:
             attrs = read_customer_attributes(spark, config.input, groups)
@@ -503,13 +617,14 @@ def run_backfill(
         results: list[SegmentResult] = []
         metas: dict[dt.date, dict[str, str]] = {}
         for snap in dates:
-            used, before, after = lines[snap]
+            w = windows[snap]
+            bad = {r: n for r, n in span.quarantined.items() if r != DUPLICATE}
             recon = Reconciliation(
                 input_rows=span.input_rows,
-                used=used,
-                before_window=span.before_window + before,
-                after_snapshot=span.after_snapshot + after,
-                rejected=span.rejected,
+                used=w.used,
+                before_window=span.before_window + w.before,
+                after_snapshot=span.after_snapshot + w.after,
+                quarantined={**bad, **({DUPLICATE: w.duplicates} if w.duplicates else {})},
             )
             snap_info = _info_of_snapshot(info, snap, groups)
             metas[snap] = _metadata(
@@ -534,6 +649,8 @@ def run_backfill(
                     scoring=snap_info,
                     scheme=scheme.name,
                     summary=[],
+                    quarantine_path=quarantine_path,
+                    quarantine_version=quarantine_version,
                 )
             )
         versions: list[int] = []
@@ -586,6 +703,9 @@ def run_backfill(
         versions=versions,
         snapshots=results,
         timings=dict(progress.timings),
+        reconciliation=span,
+        quarantine_path=quarantine_path,
+        quarantine_version=quarantine_version,
     )
 
 
@@ -618,27 +738,37 @@ def _replace_version(result: SegmentResult, version: int) -> SegmentResult:
     return replace(result, version=version)
 
 
-def _lines_per_window(
+@dataclass(frozen=True)
+class _WindowRows:
+    """Valid input rows of a backfill span seen from one snapshot."""
+
+    used: int
+    duplicates: int  # extra copies of rows in the window (quarantined)
+    before: int  # before the window (copies included)
+    after: int  # on or after the snapshot (copies included)
+
+
+def _rows_per_window(
     daily: DataFrame, dates: Sequence[dt.date], lookback: int
-) -> dict[dt.date, tuple[int, int, int]]:
-    """Valid input rows (used, before the window, on/after the snapshot) per snapshot, in one
-    aggregation over the cached daily aggregates."""
-    aggs = []
+) -> tuple[dict[dt.date, _WindowRows], int]:
+    """Rows per snapshot window and the extra copies in the whole span, in one aggregation
+    over the cached daily aggregates."""
+    day, every = F.col("order_date"), F.col("lines") + F.col("duplicates")
+    aggs = [F.sum("duplicates").alias("span_duplicates")]
     for i, snap in enumerate(dates):
-        start = snap - dt.timedelta(days=lookback)
-        day = F.col("order_date")
+        inside = (day >= F.lit(snap - dt.timedelta(days=lookback))) & (day < F.lit(snap))
         aggs += [
-            F.sum(F.when((day >= F.lit(start)) & (day < F.lit(snap)), F.col("lines"))).alias(
-                f"u{i}"
-            ),
-            F.sum(F.when(day < F.lit(start), F.col("lines"))).alias(f"b{i}"),
-            F.sum(F.when(day >= F.lit(snap), F.col("lines"))).alias(f"a{i}"),
+            F.sum(F.when(inside, F.col("lines"))).alias(f"u{i}"),
+            F.sum(F.when(inside, F.col("duplicates"))).alias(f"d{i}"),
+            F.sum(F.when(day < F.lit(snap - dt.timedelta(days=lookback)), every)).alias(f"b{i}"),
+            F.sum(F.when(day >= F.lit(snap), every)).alias(f"a{i}"),
         ]
     row = daily.agg(*aggs).collect()[0]
-    return {
-        snap: (int(row[f"u{i}"] or 0), int(row[f"b{i}"] or 0), int(row[f"a{i}"] or 0))
+    windows = {
+        snap: _WindowRows(*(int(row[f"{k}{i}"] or 0) for k in "udba"))
         for i, snap in enumerate(dates)
     }
+    return windows, int(row["span_duplicates"] or 0)
 
 
 @dataclass(frozen=True)

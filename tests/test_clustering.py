@@ -43,7 +43,7 @@ from rfm_spark.clustering import (
 from rfm_spark.config import InputSettings
 from rfm_spark.datagen import PERSONAS, generate
 from rfm_spark.errors import ConfigError, MissingColumnsError
-from rfm_spark.features import daily_aggregates, rfm_features, with_reject_reason
+from rfm_spark.features import daily_aggregates, rfm_features
 from rfm_spark.inputs import read_transactions
 from rfm_spark.io.delta import open_store
 
@@ -99,7 +99,7 @@ def demo(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _features(spark: SparkSession, demo: Path, snapshot: dt.date) -> DataFrame:
     tx = read_transactions(spark, InputSettings(path=str(demo / "transactions")))
-    daily = daily_aggregates(tx.transform(with_reject_reason).drop("reject_reason"))
+    daily = daily_aggregates(tx.filter(tx["reject_reason"].isNull()))
     personas = spark.read.parquet(str(demo / "customers")).select("customer_id", "persona")
     return (
         rfm_features(daily, snapshot_date=snapshot, lookback_days=LOOKBACK)

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from pyspark.sql import DataFrame, SparkSession
 
-from rfm_spark.features import daily_aggregates, rfm_features, with_reject_reason
+from rfm_spark.features import daily_aggregates, rfm_features
 
 D = dt.date(2026, 11, 23)
 TX = "customer_id string, order_id string, order_ts timestamp, amount decimal(18,2)"
@@ -66,27 +66,6 @@ def test_rows_without_order_id_are_orders_each(spark: SparkSession) -> None:
     ]
     x = feats(spark, rows)["x"]
     assert (x["frequency"], x["purchase_days"], x["monetary"]) == (2, 1, Decimal("1.00"))
-
-
-def test_reject_reasons(spark: SparkSession) -> None:
-    rows = [
-        (None, "o", ts("2026-11-01"), Decimal("1.00")),
-        ("  ", "o", ts("2026-11-01"), Decimal("1.00")),
-        ("a", "o", None, Decimal("1.00")),
-        ("a", "o", ts("2026-11-01"), None),
-        ("a", "o", ts("2026-11-01"), Decimal("1.00")),
-    ]
-    df = spark.createDataFrame(rows, TX).selectExpr(
-        "trim(customer_id) as customer_id", "order_id", "order_ts", "amount"
-    )
-    reasons = [r["reject_reason"] for r in with_reject_reason(df).collect()]
-    assert reasons == [
-        "null_customer_id",
-        "null_customer_id",
-        "null_or_bad_timestamp",
-        "null_or_bad_amount",
-        None,
-    ]
 
 
 def test_days_follow_the_session_time_zone(spark: SparkSession) -> None:

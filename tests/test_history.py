@@ -64,7 +64,7 @@ def test_backfill_equals_separate_segment_runs(
         meta = json.loads(c["userMetadata"])
         recon = json.loads(meta["reconciliation"])
         used = recon["used"] + recon["before_window"] + recon["after_snapshot"]
-        assert recon["input_rows"] == used + sum(recon["rejected"].values())
+        assert recon["input_rows"] == used + sum(recon["quarantined"].values())
         assert int(meta["output_rows"]) == len(
             snapshot(table_b, dt.date.fromisoformat(meta["snapshot_date"]))
         )

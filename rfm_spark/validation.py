@@ -1,0 +1,260 @@
+"""Row validation, exact duplicates and the quarantine table.
+
+Every input row ends in exactly one place, and the run's reconciliation says how many went where:
+
+    input rows = used + outside the window + quarantined (by reason)
+
+A row is quarantined with the first reason of :data:`REASONS` that applies; ``duplicate_row``
+is given to the extra copies of a row that is otherwise valid and inside the window (the first
+copy is used). A row later than the snapshot is normal in a backfill and simply falls outside
+the window; a row later than the moment the run started cannot be a real transaction and is
+quarantined. The quarantine keeps the original row as JSON text with its reason, so a bad
+delivery can be found and fixed at its source.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from rfm_spark.config import InputSettings
+
+# In order of precedence: a row gets the first reason that applies.
+REASONS = (
+    "null_customer_id",  # null, empty or blank customer id
+    "bad_customer_id",  # not a whole number while input.customer_id_type is integer
+    "null_timestamp",  # no timestamp
+    "bad_timestamp",  # a timestamp that does not parse
+    "future_timestamp",  # later than the moment the run started
+    "null_amount",  # no amount
+    "bad_amount",  # unparsable, NaN or infinite, or beyond decimal(18,2)
+    "negative_not_return",  # negative amount on a row the input does not mark as a return
+)
+DUPLICATE = "duplicate_row"  # an extra copy of a valid row in the window (every column equal)
+ALL_REASONS = (*REASONS, DUPLICATE)
+
+AMOUNT_TYPE = T.DecimalType(18, 2)
+ROW = "_row"  # struct of the original input columns
+COPIES = "_copies"  # copies of a row (exact-duplicate handling)
+
+QUARANTINE_SCHEMA = T.StructType(
+    [
+        T.StructField("snapshot_date", T.DateType()),
+        T.StructField("run_id", T.StringType()),
+        T.StructField("reason", T.StringType()),
+        T.StructField("row", T.StringType()),
+        T.StructField("source", T.StringType()),
+        T.StructField("quarantined_at", T.TimestampType()),
+    ]
+)
+
+_INTEGER_TEXT = r"^[+-]?[0-9]+$"
+
+
+def quote(name: str) -> str:
+    """A column name as a Spark identifier (backticks doubled), safe for any user string."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _blank(col: Column) -> Column:
+    return col.isNull() | (F.trim(col.cast("string")) == "")
+
+
+def _customer_id(raw: Column, dtype: T.DataType, id_type: str) -> tuple[Column, Column]:
+    """(canonical id text, is it bad) for a raw customer id column."""
+    if isinstance(dtype, (T.IntegralType, T.DecimalType)):
+        return raw.cast("decimal(38,0)").cast("string"), F.lit(False)
+    text = F.trim(raw.cast("string"))
+    if id_type == "string":
+        return text, F.lit(False)
+    whole = text.rlike(_INTEGER_TEXT)
+    return F.when(whole, text.cast("decimal(38,0)").cast("string")), ~whole
+
+
+def _timestamp(raw: Column, dtype: T.DataType, fmt: str | None) -> Column:
+    if isinstance(dtype, T.TimestampType):
+        return raw
+    if isinstance(dtype, (T.TimestampNTZType, T.DateType)):
+        return raw.cast(T.TimestampType())
+    text = F.trim(raw.cast("string"))
+    return F.try_to_timestamp(text, F.lit(fmt)) if fmt else F.try_to_timestamp(text)
+
+
+def _amount(raw: Column, dtype: T.DataType) -> Column:
+    if isinstance(dtype, (T.FloatType, T.DoubleType)):
+        finite = ~F.isnan(raw) & (F.abs(raw) != F.lit(float("inf")))
+        return F.when(finite, raw.try_cast(AMOUNT_TYPE))
+    if isinstance(dtype, T.StringType):
+        return F.trim(raw).try_cast(AMOUNT_TYPE)
+    return raw.try_cast(AMOUNT_TYPE)
+
+
+def _is_return(settings: InputSettings) -> Column:
+    marker = settings.returns
+    if marker.column is None:
+        return F.lit(True)
+    col = F.col(quote(marker.column))
+    if marker.values:
+        wanted = [v.strip().lower() for v in marker.values]
+        return F.coalesce(F.lower(F.trim(col.cast("string"))).isin(wanted), F.lit(False))
+    return F.coalesce(col.cast("string").try_cast("double") < 0, F.lit(False))
+
+
+def validate(raw: DataFrame, settings: InputSettings, *, now: dt.datetime) -> DataFrame:
+    """Canonical columns, the reason a row cannot be used, and the original row.
+
+    Args:
+        raw: the input as read, with the mapped columns present.
+        settings: the input settings (column mapping, id type, return marker, CSV format).
+        now: the moment the run started (aware); later timestamps are quarantined.
+
+    Returns:
+        ``customer_id`` (string), ``order_id`` (string or null), ``order_ts`` (timestamp),
+        ``amount`` (decimal(18,2)), ``order_date`` (date in the session time zone),
+        ``reject_reason`` (one of :data:`REASONS`, null for a usable row) and ``_row`` (struct
+        of every input column as read).
+    """
+    cols = settings.columns
+    types = {f.name: f.dataType for f in raw.schema.fields}
+    cid_raw, ts_raw, amt_raw = (
+        F.col(quote(c)) for c in (cols.customer_id, cols.order_ts, cols.amount)
+    )
+    customer_id, bad_id = _customer_id(cid_raw, types[cols.customer_id], settings.customer_id_type)
+    order_ts = _timestamp(ts_raw, types[cols.order_ts], settings.csv.timestamp_format)
+    amount = _amount(amt_raw, types[cols.amount])
+    order_id = F.col(quote(cols.order_id)).cast("string") if cols.order_id else F.lit(None)
+    reason = (
+        F.when(_blank(cid_raw), F.lit("null_customer_id"))
+        .when(bad_id, F.lit("bad_customer_id"))
+        .when(_blank(ts_raw), F.lit("null_timestamp"))
+        .when(order_ts.isNull(), F.lit("bad_timestamp"))
+        .when(order_ts > F.lit(now.astimezone(dt.timezone.utc)), F.lit("future_timestamp"))
+        .when(_blank(amt_raw), F.lit("null_amount"))
+        .when(amount.isNull(), F.lit("bad_amount"))
+        .when((amount < 0) & ~_is_return(settings), F.lit("negative_not_return"))
+    )
+    return raw.select(
+        customer_id.alias("customer_id"),
+        order_id.cast("string").alias("order_id"),
+        order_ts.alias("order_ts"),
+        amount.alias("amount"),
+        F.to_date(order_ts).alias("order_date"),
+        reason.alias("reject_reason"),
+        F.struct(*[F.col(quote(c)) for c in raw.columns]).alias(ROW),
+    )
+
+
+def _is_valid() -> Column:
+    return F.col("reject_reason").isNull()
+
+
+def _in_window(start: dt.date, end: dt.date) -> Column:
+    day = F.col("order_date")
+    return (day >= F.lit(start)) & (day < F.lit(end))
+
+
+def observe_rows(
+    validated: DataFrame, *, start: dt.date, end: dt.date
+) -> tuple[DataFrame, Observation]:
+    """Attach the row counts of the reconciliation (filled by the first action) and keep the
+    valid rows with ``start <= order_date < end``.
+
+    Returns:
+        The kept rows (``reject_reason`` dropped, ``_row`` kept) and the observation with
+        ``input_rows``, ``in_window``, ``before_window``, ``after_snapshot`` and one
+        ``quarantined_<reason>`` per reason of :data:`REASONS`.
+    """
+    obs = Observation("reconciliation")
+    valid, day = _is_valid(), F.col("order_date")
+    observed = validated.observe(
+        obs,
+        F.count(F.lit(1)).alias("input_rows"),
+        F.count(F.when(valid & _in_window(start, end), 1)).alias("in_window"),
+        F.count(F.when(valid & (day < F.lit(start)), 1)).alias("before_window"),
+        F.count(F.when(valid & (day >= F.lit(end)), 1)).alias("after_snapshot"),
+        *[
+            F.count(F.when(F.col("reject_reason") == r, 1)).alias(f"quarantined_{r}")
+            for r in REASONS
+        ],
+    )
+    return observed.filter(valid & _in_window(start, end)).drop("reject_reason"), obs
+
+
+def _row_key(df: DataFrame) -> Column:
+    """The original row as a grouping key (maps cannot be grouped: their JSON text is used)."""
+    if "map<" in df.schema[ROW].dataType.simpleString():
+        return F.to_json(F.col(ROW))
+    return F.col(ROW)
+
+
+def deduplicate(rows: DataFrame) -> tuple[DataFrame, Observation]:
+    """One row per distinct input row, with ``_copies``; the extra copies are observed.
+
+    The rows are shuffled once by customer and day; the grouping by the whole row and the daily
+    aggregates that follow reuse that partitioning, so exact-duplicate handling costs one wider
+    shuffle instead of an extra one.
+
+    Returns:
+        The distinct rows (canonical columns, ``order_date``, ``_copies``) and an observation
+        with ``duplicates`` (extra copies).
+    """
+    obs = Observation("duplicates")
+    distinct = (
+        rows.repartition("customer_id", "order_date")
+        .groupBy("customer_id", "order_date", _row_key(rows).alias("_key"))
+        .agg(
+            F.first("order_id").alias("order_id"),
+            F.first("order_ts").alias("order_ts"),
+            F.first("amount").alias("amount"),
+            F.count(F.lit(1)).alias(COPIES),
+        )
+        .drop("_key")
+    )
+    return distinct.observe(obs, F.sum(F.col(COPIES) - 1).alias("duplicates")), obs
+
+
+def quarantine_rows(
+    validated: DataFrame,
+    *,
+    window: tuple[dt.date, dt.date],
+    duplicates: bool,
+    snapshot_date: dt.date,
+    run_id: str,
+    source: str,
+    now: dt.datetime,
+) -> DataFrame:
+    """The rows of the ``quarantine`` table for one run (:data:`QUARANTINE_SCHEMA`).
+
+    Args:
+        validated: the output of :func:`validate`.
+        window: ``(start, end)``: the days whose duplicates are quarantined (the rows used).
+        duplicates: whether extra copies of valid rows are quarantined (``validation.duplicates``).
+        snapshot_date: the partition the rows are written to.
+        run_id, source, now: recorded with every row.
+    """
+    bad = validated.filter(~_is_valid()).select(F.col("reject_reason").alias("reason"), ROW)
+    if duplicates:
+        in_window = validated.filter(_is_valid() & _in_window(*window))
+        extra = (
+            in_window.groupBy(_row_key(in_window).alias("_key"))
+            .agg(F.first(ROW).alias(ROW), F.count(F.lit(1)).alias(COPIES))
+            .filter(F.col(COPIES) > 1)
+            .select(
+                F.lit(DUPLICATE).alias("reason"),
+                ROW,
+                F.explode(F.sequence(F.lit(2), F.col(COPIES))).alias("_copy"),
+            )
+            .drop("_copy")
+        )
+        bad = bad.unionByName(extra)
+    return bad.select(
+        F.lit(snapshot_date).alias("snapshot_date"),
+        F.lit(run_id).alias("run_id"),
+        F.col("reason"),
+        F.to_json(F.col(ROW)).alias("row"),
+        F.lit(source).alias("source"),
+        F.lit(now.astimezone(dt.timezone.utc)).cast("timestamp").alias("quarantined_at"),
+    )
