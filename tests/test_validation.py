@@ -396,3 +396,30 @@ def test_unreadable_file_fails_in_one_line_without_java_trace(tmp_path: Path) ->
     assert proc.returncode == 1, proc.stderr
     line = _one_line(proc.stderr)
     assert "part-0.parquet" in line or "not a Parquet file" in line, line
+
+
+def test_backfill_quarantines_once_and_each_snapshot_reconciles(
+    spark: SparkSession, runs: tuple[SegmentResult, SegmentResult, Path]
+) -> None:
+    from rfm_spark.pipeline import run_backfill
+
+    _, _, tmp = runs
+    dates = [SNAPSHOT - dt.timedelta(days=7), SNAPSHOT]
+    quiet = Progress("test", quiet=True)
+    dirty = _config(tmp / "bf-dirty", str(tmp / "dirty.csv"))
+    dirty = dirty.with_overrides({"validation.max_quarantine_share": 0.5})
+    got = run_backfill(spark, dirty, dates, progress=quiet)
+    clean = run_backfill(
+        spark, _config(tmp / "bf-clean", str(tmp / "clean.csv")), dates, progress=quiet
+    )
+    assert got.reconciliation is not None and got.reconciliation.balanced
+    assert got.reconciliation.quarantined == EXPECTED  # every duplicate lies in the span
+    q = DeltaTable(str(got.quarantine_path)).to_pandas()
+    assert dict(Counter(q["reason"])) == EXPECTED
+    assert set(q["snapshot_date"].astype(str)) == {str(SNAPSHOT)}
+    for snap, ref in zip(got.snapshots, clean.snapshots, strict=True):
+        assert snap.reconciliation.balanced and snap.reconciliation.used == ref.reconciliation.used
+    cols = ["snapshot_date", "customer_id", "r_score", "f_score", "m_score", "segment"]
+    a = DeltaTable(got.table_path).to_pandas()[cols].sort_values(cols[:2]).reset_index(drop=True)
+    b = DeltaTable(clean.table_path).to_pandas()[cols].sort_values(cols[:2]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
