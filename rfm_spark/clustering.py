@@ -736,7 +736,8 @@ def assign_clusters(df: DataFrame, model: ClusterModel | None) -> DataFrame:
         ModelError: The model has no fitted pipeline.
     """
     base = df.drop("cluster_id", "cluster_name")
-    keep = [F.col(f"`{c}`") for c in base.columns]
+    # exact names: a column called "a.b" or holding a backtick is kept as it is
+    keep = [F.col("`" + c.replace("`", "``") + "`") for c in base.columns]
     if model is None:
         return base.select(
             *keep,

@@ -18,7 +18,7 @@ from pyspark.sql.utils import AnalysisException
 
 from rfm_spark.config import InputSettings
 from rfm_spark.errors import DataError, InputError, MissingColumnsError, java_error_line
-from rfm_spark.validation import validate
+from rfm_spark.validation import quote, validate
 
 
 def _is_local(path: str) -> bool:
@@ -158,5 +158,6 @@ def read_customer_attributes(
             f"customers table {settings.customers_path!r}", missing, df.columns
         )
     return df.select(
-        F.trim(F.col("customer_id").cast("string")).alias("customer_id"), *columns
+        F.trim(F.col("customer_id").cast("string")).alias("customer_id"),
+        *[F.col(quote(c)).alias(c) for c in columns],
     ).dropDuplicates(["customer_id"])

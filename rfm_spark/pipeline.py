@@ -30,7 +30,7 @@ from rfm_spark.errors import ConfigError, DataError, InputError, UsageError
 from rfm_spark.features import daily_aggregates, rfm_features, rfm_features_by_snapshot
 from rfm_spark.inputs import read_customer_attributes, read_transactions
 from rfm_spark.progress import Progress
-from rfm_spark.scoring import ScoringInfo, score
+from rfm_spark.scoring import ScoringInfo, exact_col, score
 from rfm_spark.segments import Scheme, assign_segments, load_scheme
 from rfm_spark.validation import (
     DUPLICATE,
@@ -263,7 +263,7 @@ def _to_output(
     ``df`` (backfills)."""
     group = (
         F.concat_ws(
-            "|", *[F.coalesce(F.col(c).cast("string"), F.lit("(null)")) for c in partition_by]
+            "|", *[F.coalesce(exact_col(c).cast("string"), F.lit("(null)")) for c in partition_by]
         )
         if partition_by
         else F.lit(None)
@@ -277,7 +277,7 @@ def _to_output(
     }
     return df.select(
         *[
-            (extra[f.name] if f.name in extra else F.col(f.name)).cast(f.dataType).alias(f.name)
+            (extra[f.name] if f.name in extra else exact_col(f.name)).cast(f.dataType).alias(f.name)
             for f in OUTPUT_SCHEMA.fields
         ]
     )

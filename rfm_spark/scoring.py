@@ -35,6 +35,7 @@ from pyspark.sql import types as T
 
 from rfm_spark.config import ScoringSettings, Thresholds
 from rfm_spark.errors import ConfigError, MissingColumnsError
+from rfm_spark.validation import quote as quote_identifier
 
 MEASURES = {"r": "recency_days", "f": "frequency", "m": "monetary"}
 SCORES = {"r": "r_score", "f": "f_score", "m": "m_score"}
@@ -98,9 +99,23 @@ def ntile_bucket(position: Column, total: Column, n: int) -> Column:
     )
 
 
+def exact_col(name: str) -> Column:
+    """The top-level column called exactly ``name`` (dots, backticks, quotes and all)."""
+    return F.col(quote_identifier(name))
+
+
+NULL_GROUP = "(null)"
+
+
 def _group_col(name: str) -> Column:
-    # groups are compared as text; a missing group value becomes its own group
-    return F.coalesce(F.col(name).cast("string"), F.lit("(null)"))
+    """The group value as text, for joins and sort keys: ``"=" + value``, and ``""`` for a
+    missing value, so that nulls form their own group (apart from the text ``"(null)"``)."""
+    return F.coalesce(F.concat(F.lit("="), exact_col(name).cast("string")), F.lit(""))
+
+
+def _group_label(encoded: str) -> str:
+    """The group value as recorded in :class:`ScoringInfo` (``"(null)"`` for a null)."""
+    return encoded[1:] if encoded else NULL_GROUP
 
 
 def _key_columns(axis: str, groups: Sequence[str]) -> list[str]:
@@ -108,7 +123,8 @@ def _key_columns(axis: str, groups: Sequence[str]) -> list[str]:
 
 
 def _with_sort_key(df: DataFrame, axis: str, groups: Sequence[str]) -> DataFrame:
-    """Add ``_g0.._gk`` (groups as text) and ``_key`` (ascending = worse to better)."""
+    """Add ``_g0.._gk`` (groups as text, see :func:`_group_col`) and ``_key`` (ascending =
+    worse to better)."""
     measure = F.col(MEASURES[axis])
     key = -measure if DESCENDING[axis] else measure
     out = df
@@ -279,7 +295,7 @@ def _cut_score(axis: str, value: Column, cuts: Column, bins: int, inclusive: boo
 
 
 def _group_key(row: Any, groups: Sequence[str]) -> str:
-    return "|".join(str(row[f"_g{i}"]) for i in range(len(groups)))
+    return "|".join(_group_label(row[f"_g{i}"]) for i in range(len(groups)))
 
 
 def score_quantile(
@@ -318,11 +334,13 @@ def score_quantile(
         [*(T.StructField(c, T.StringType()) for c in gcols)]
         + [T.StructField(f"_cuts_{a}", T.ArrayType(T.DoubleType())) for a in ("r", "f", "m")]
     )
+    # each group's own cut points, from its row (the text keys of ``cut_points`` are only for
+    # the record: group values holding "|" can make two groups' keys equal)
     cut_df = df.sparkSession.createDataFrame(
         [
             (
                 *(r[c] for c in gcols),
-                *(cut_points[a][_group_key(r, groups)] for a in ("r", "f", "m")),
+                *([float(c) for c in r[f"_cuts_{a}"]] for a in ("r", "f", "m")),
             )
             for r in cut_rows
         ],

@@ -83,17 +83,40 @@ def _expand_range(rng: Any, axes: Sequence[str], bins: int, segment: str) -> lis
     unknown = set(rng) - set(axes)
     if unknown:
         raise SchemeError(
-            f"segment {segment!r}: range names axes {sorted(unknown)} not in the scheme's axes {list(axes)}"
+            f"segment {segment!r}: range names axes {sorted(map(str, unknown))} not in the scheme's axes {list(axes)}"
         )
     spans = []
     for axis in axes:
-        low, high = rng.get(axis, [1, bins])
-        if not (1 <= int(low) <= int(high) <= bins):
+        bounds = rng.get(axis, [1, bins])
+        if (
+            not isinstance(bounds, (list, tuple))
+            or len(bounds) != 2
+            or not all(_is_int(b) for b in bounds)
+        ):
+            raise SchemeError(
+                f"segment {segment!r}: range {axis}: {bounds!r} must be [low, high], two whole "
+                f"scores in 1..{bins}"
+            )
+        low, high = bounds
+        if not (1 <= low <= high <= bins):
             raise SchemeError(
                 f"segment {segment!r}: range {axis}: [{low}, {high}] must lie in 1..{bins}"
             )
-        spans.append(range(int(low), int(high) + 1))
+        spans.append(range(low, high + 1))
     return [format_code(s, bins) for s in itertools.product(*spans)]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _as_list(value: Any, what: str) -> list[Any]:
+    """A YAML list (``None``, as left by an empty ``codes:``, is an empty list)."""
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise SchemeError(f"{what} must be a list, found {value!r}")
+    return list(value)
 
 
 def build_scheme(spec: Mapping[str, Any], source: str = "scheme") -> Scheme:
@@ -108,15 +131,20 @@ def build_scheme(spec: Mapping[str, Any], source: str = "scheme") -> Scheme:
     if extra:
         raise SchemeError(f"{source}: unknown key(s) {sorted(extra)}; allowed: {sorted(allowed)}")
     name = str(spec.get("name") or Path(source).stem)
-    axes = tuple(str(a).lower() for a in spec.get("axes", AXES))
+    raw_axes = spec.get("axes", AXES)
+    axes = tuple(str(a).lower() for a in raw_axes) if isinstance(raw_axes, (list, tuple)) else ()
     if axes not in (("r", "f", "m"), ("r", "f")):
-        raise SchemeError(f"{source}: axes must be [r, f, m] or [r, f], found {list(axes)}")
-    bins = int(spec.get("bins", 5))
-    if not 2 <= bins <= 10:
-        raise SchemeError(f"{source}: bins must be 2..10, found {bins}")
+        raise SchemeError(f"{source}: axes must be [r, f, m] or [r, f], found {raw_axes!r}")
+    bins = spec.get("bins", 5)
+    if not _is_int(bins) or not 2 <= bins <= 10:
+        raise SchemeError(f"{source}: bins must be a whole number 2..10, found {bins!r}")
     segments = spec.get("segments")
     if not isinstance(segments, Mapping) or not segments:
         raise SchemeError(f"{source}: 'segments' must map segment names to codes or ranges")
+    names = [str(s) for s in segments]
+    twice = sorted(n for n, count in Counter(names).items() if count > 1)
+    if twice:
+        raise SchemeError(f"{source}: segment name(s) given more than once: {', '.join(twice)}")
 
     assigned: dict[str, list[str]] = {}
     for segment, rule in segments.items():
@@ -124,8 +152,12 @@ def build_scheme(spec: Mapping[str, Any], source: str = "scheme") -> Scheme:
             raise SchemeError(
                 f"{source}: segment {segment!r} needs 'codes: [...]' and/or 'ranges: [...]'"
             )
-        codes = [_parse_code(c, axes, bins, segment) for c in rule.get("codes", [])]
-        for rng in rule.get("ranges", []):
+        where = f"{source}: segment {segment!r}"
+        codes = [
+            _parse_code(c, axes, bins, segment)
+            for c in _as_list(rule.get("codes"), f"{where}: codes")
+        ]
+        for rng in _as_list(rule.get("ranges"), f"{where}: ranges"):
             codes.extend(_expand_range(rng, axes, bins, segment))
         for code in codes:
             assigned.setdefault(code, []).append(str(segment))
@@ -134,7 +166,7 @@ def build_scheme(spec: Mapping[str, Any], source: str = "scheme") -> Scheme:
     missing = [c for c in expected if c not in assigned]
     doubled = {c: segs for c, segs in assigned.items() if len(segs) > 1}
     per_segment = Counter(seg for segs in assigned.values() if len(segs) == 1 for seg in segs)
-    unreachable = [str(s) for s in segments if per_segment[str(s)] == 0]
+    unreachable = [n for n in names if per_segment[n] == 0]
     problems = []
     if missing:
         problems.append(f"{len(missing)} code(s) map to no segment: {' '.join(missing)}")
@@ -155,7 +187,7 @@ def build_scheme(spec: Mapping[str, Any], source: str = "scheme") -> Scheme:
         axes=axes,
         bins=bins,
         mapping=mapping,
-        segments=tuple(str(s) for s in segments),
+        segments=tuple(names),
         description=str(spec.get("description", "")),
     )
 

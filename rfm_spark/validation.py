@@ -55,7 +55,11 @@ _INTEGER_TEXT = r"^[+-]?[0-9]+$"
 
 
 def quote(name: str) -> str:
-    """A column name as a Spark identifier (backticks doubled), safe for any user string."""
+    """``name`` as a quoted Spark identifier: in backticks, backticks inside doubled.
+
+    ``F.col("a.b")`` reads a field ``b`` of a struct ``a`` and ``F.col("a`b")`` fails to parse;
+    ``F.col(quote(name))`` always means the top-level column called exactly ``name``.
+    """
     return "`" + name.replace("`", "``") + "`"
 
 
