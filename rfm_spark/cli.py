@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 usage or configuration error, 1 any other failure; one 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -632,12 +633,24 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     return 0
 
 
+def _setup_logging(args: argparse.Namespace) -> None:
+    """The package's warnings (e.g. leftovers of a killed write removed) on stderr in the CLI's
+    own format; INFO too with --verbose. Spark's JVM logging is set in session.py."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"[{args.command}] %(message)s"))
+    root = logging.getLogger("rfm_spark")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
+    root.propagate = False
+
+
 def main(
     argv: Sequence[str] | None = None, *, run: Callable[[argparse.Namespace], int] | None = None
 ) -> int:
     """Entry point of the ``rfm-spark`` console script and of the spark-submit jobs."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _setup_logging(args)
     try:
         return (run or args.func)(args)
     except RfmError as exc:

@@ -28,6 +28,8 @@ import logging
 import math
 import os
 import shutil
+import signal
+import socket
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -60,6 +62,10 @@ log = logging.getLogger(__name__)
 BACKENDS = ("spark", "delta-rs")
 STAGING_DIR = "_staging"
 STALE_STAGING_HOURS = 6.0
+FAULT_ENV = "RFM_SPARK_FAULT"  # testing aid, see _fault_point
+_OWNER_FILE = "_owner.json"  # in a staging folder: the writing process
+_MANIFEST_FILE = "_manifest.json"  # in a staging folder: files about to be moved into the table
+_STAGED_DATA = "data"  # in a staging folder: what Spark writes
 COMMIT_ATTEMPTS = 5
 WRITE_ID_KEY = "rfm_write_id"
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
@@ -493,22 +499,171 @@ def _newest_mtime(path: str) -> float:
     return newest
 
 
-def _remove_stale_staging(staging_parent: str, max_age_hours: float) -> None:
-    """Delete staging folders of crashed writers: nothing in them changed for ``max_age_hours``."""
+def _fault_point(name: str) -> None:
+    """Testing aid for the crash tests: when the environment variable ``RFM_SPARK_FAULT`` names
+    this point, the process kills itself with SIGKILL here (no cleanup, no ``finally``)."""
+    if os.environ.get(FAULT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _read_json(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            obj = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _write_json(path: str, obj: Mapping[str, Any]) -> None:
+    """Write ``obj`` so that readers see the whole file or none (temporary file + rename)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh)
+    os.replace(tmp, path)
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii") as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time in clock ticks after boot) of ``pid`` from /proc; None if unknown."""
+    text = _read_text(f"/proc/{pid}/stat")
+    if not text or ")" not in text:
+        return None
+    fields = text[text.rindex(")") + 1 :].split()  # the command name may hold spaces and ')'
+    try:
+        return fields[0], int(fields[19])  # fields 3 (state) and 22 (starttime) of proc(5)
+    except (IndexError, ValueError):
+        return None
+
+
+def _machine() -> dict[str, str | None]:
+    """Where pids of this process mean something: host name, boot id and pid namespace."""
+    pid_ns = None
+    with contextlib.suppress(OSError):
+        pid_ns = os.readlink("/proc/self/ns/pid")
+    return {
+        "host": socket.gethostname(),
+        "boot_id": _read_text("/proc/sys/kernel/random/boot_id"),
+        "pid_ns": pid_ns,
+    }
+
+
+def _owner_record(write_id: str) -> dict[str, Any]:
+    """Who writes a staging folder: this process on this machine (see :func:`_owner_alive`)."""
+    stat = _proc_stat(os.getpid())
+    return {
+        **_machine(),
+        "pid": os.getpid(),
+        "start": stat[1] if stat else None,
+        "write_id": write_id,
+        "created": datetime.datetime.now(_UTC).isoformat(),
+    }
+
+
+def _owner_alive(owner: Mapping[str, Any]) -> bool | None:
+    """Is the writer of a staging folder still running? None when it cannot be told here
+    (another machine or container, or no owner record): then only the folder's age counts."""
+    here = _machine()
+    if owner.get("host") != here["host"]:
+        return None
+    if owner.get("boot_id") and here["boot_id"] and owner["boot_id"] != here["boot_id"]:
+        return False  # this machine restarted since
+    if owner.get("pid_ns") != here["pid_ns"]:
+        return None  # another container with the same host name
+    pid = owner.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    stat = _proc_stat(pid)
+    if stat is None:
+        return True
+    state, start = stat
+    if state in ("Z", "X"):
+        return False  # exited, not yet reaped
+    started = owner.get("start")
+    return not (isinstance(started, int) and start != started)  # else: the pid was reused
+
+
+def _committed_files(root: str, write_id: str) -> tuple[bool, set[str]] | None:
+    """(is ``write_id`` committed, local paths of the latest snapshot's files); ``(False,
+    set())`` without a table; None when the log cannot be read (then nothing may be deleted)."""
+    if not DeltaTable.is_deltatable(root):
+        return False, set()
+    try:
+        table = DeltaTable(root)
+        committed = any(
+            _decode_metadata(entry.get("userMetadata"))[1] == write_id for entry in table.history()
+        )
+        return committed, {local for local, _ in _data_files(table, root)}
+    except (DeltaError, OSError) as exc:
+        log.warning("cannot read the Delta log of %s to clean up (%s); files kept", root, exc)
+        return None
+
+
+def _remove_leftovers(root: str, staging_parent: str, max_age_hours: float) -> None:
+    """Delete what writers that died (killed, crashed, machine restarted) left behind.
+
+    A staging folder goes when its owner (``_owner.json``: host, pid, process start time) is a
+    process of this machine that no longer runs, or, when that cannot be told (another machine,
+    no owner file), when nothing in it changed for ``max_age_hours``. Folders of writers that
+    still run are never touched. With the folder go the files the dead write had already moved
+    into the partition folders (its ``_manifest.json``), unless its commit made it into the log
+    or the latest snapshot references them.
+    """
     if not os.path.isdir(staging_parent):
         return
     cutoff = time.time() - max_age_hours * 3600
-    for entry in os.listdir(staging_parent):
-        full = os.path.join(staging_parent, entry)
+    for write_id in sorted(os.listdir(staging_parent)):
+        full = os.path.join(staging_parent, write_id)
         try:
-            if _newest_mtime(full) < cutoff:
-                log.info("removing stale staging folder %s", full)
-                if os.path.isdir(full):
-                    shutil.rmtree(full, ignore_errors=True)
-                else:
-                    os.remove(full)
+            owner = _read_json(os.path.join(full, _OWNER_FILE)) if os.path.isdir(full) else None
+            alive = _owner_alive(owner) if owner else None
+            if alive or (alive is None and _newest_mtime(full) >= cutoff):
+                continue
+            if not os.path.isdir(full):
+                os.remove(full)
+                continue
         except FileNotFoundError:
-            continue
+            continue  # another writer cleaned it meanwhile
+        manifest = _read_json(os.path.join(full, _MANIFEST_FILE)) or {}
+        paths = [p for p in manifest.get("files", []) if isinstance(p, str)]
+        removed = 0
+        committed = False
+        if paths:
+            state = _committed_files(root, write_id)
+            if state is None:
+                continue
+            committed, referenced = state
+            for rel in [] if committed else paths:
+                target = os.path.normpath(os.path.join(root, rel))
+                if target in referenced or not target.startswith(root + os.sep):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(target)
+                    removed += 1
+                _rmdir_if_empty(os.path.dirname(target))
+        shutil.rmtree(full, ignore_errors=True)
+        log.warning(
+            "removed leftovers of %s %s under %s: its staging folder%s",
+            "a killed write" if alive is False else f"a write idle for {max_age_hours:g} h",
+            write_id,
+            root,
+            " (its commit is in the log)"
+            if committed
+            else f" and {removed} moved but uncommitted data file(s)",
+        )
 
 
 def _rmdir_if_empty(path: str) -> None:
@@ -845,7 +1000,9 @@ class DeltaRsStore(_StoreBase):
 
     Args:
         spark: Session used to write the Parquet files and to read tables.
-        stale_staging_hours: Staging folders older than this are removed at the start of a write.
+        stale_staging_hours: At the start of a write, staging folders of writers that are known
+            dead (a process of this machine that no longer runs) are removed at once; those
+            whose writer cannot be checked (another machine) once unchanged for this long.
     """
 
     backend = "delta-rs"
@@ -946,10 +1103,13 @@ class DeltaRsStore(_StoreBase):
     ) -> int:
         """Replace the rows of ``partition_values`` with ``df`` in one commit.
 
-        Spark writes the files (distributed) into ``<root>/_staging/<write_id>/``; they are
+        Spark writes the files (distributed) into ``<root>/_staging/<write_id>/data/``; they are
         checked (partition values, schema), moved into ``<root>/<column>=<value>/`` and
         committed with ``deltalake``. The staging folder is always removed; files of a write
-        that did not commit are deleted again.
+        that did not commit are deleted again. A write killed at any point (SIGKILL, lost
+        machine) leaves the table at its previous version: readers see only committed files,
+        and the next write removes its staging folder and moved but uncommitted files (its
+        ``_owner.json`` and ``_manifest.json``; see :func:`_remove_leftovers`).
 
         Args:
             df: The new rows; every row's ``partition_column`` must be one of
@@ -984,12 +1144,16 @@ class DeltaRsStore(_StoreBase):
             _to_delta_schema(df_schema, root)
         staging_parent = os.path.join(root, STAGING_DIR)
         staging = os.path.join(staging_parent, write_id)
-        _remove_stale_staging(staging_parent, self.stale_staging_hours)
+        _remove_leftovers(root, staging_parent, self.stale_staging_hours)
         moved: list[str] = []
         committed = False
         try:
-            self._write_parquet(df, staging, partition_column, root)
-            staged = _list_staged_files(staging, partition_column, root)
+            # The owner record lets the next writer tell a killed write from a running one.
+            os.makedirs(staging)
+            _write_json(os.path.join(staging, _OWNER_FILE), _owner_record(write_id))
+            self._write_parquet(df, os.path.join(staging, _STAGED_DATA), partition_column, root)
+            staged = _list_staged_files(os.path.join(staging, _STAGED_DATA), partition_column, root)
+            _fault_point("staged")
             unexpected = sorted(
                 {"null" if s.value is None else s.value for s in staged} - set(values)
             )
@@ -1011,7 +1175,13 @@ class DeltaRsStore(_StoreBase):
             else:
                 config = dict(table_properties or {})
             stats = self._stats(staged, _StatsConfig.from_table_config(config))
+            # Written before the move: what a killed write leaves in the partition folders.
+            _write_json(
+                os.path.join(staging, _MANIFEST_FILE),
+                {"files": [f"{s.dir_name}/{_final_name(s.name, write_id)}" for s in staged]},
+            )
             actions = self._move(staged, root, partition_column, write_id, stats, moved)
+            _fault_point("moved")
             version = self._commit(
                 root,
                 table,
@@ -1023,6 +1193,7 @@ class DeltaRsStore(_StoreBase):
                 table_properties,
                 write_id,
             )
+            _fault_point("committed")
             committed = True
             self._verify(root, version, partition_column, values, moved)
             log.info(
@@ -1035,14 +1206,15 @@ class DeltaRsStore(_StoreBase):
             )
             return version
         finally:
+            # moved files first: the staging folder's manifest still lists them if this dies
+            if not committed and moved and not self._is_committed(root, write_id):
+                for file_path in moved:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(file_path)
+                    _rmdir_if_empty(os.path.dirname(file_path))
             shutil.rmtree(staging, ignore_errors=True)
             _rmdir_if_empty(staging_parent)
             if not committed:
-                if moved and not self._is_committed(root, write_id):
-                    for file_path in moved:
-                        with contextlib.suppress(FileNotFoundError):
-                            os.remove(file_path)
-                        _rmdir_if_empty(os.path.dirname(file_path))
                 _rmdir_if_empty(root)  # a first write that failed leaves no empty table folder
 
     def _write_parquet(self, df: DataFrame, staging: str, partition_column: str, root: str) -> None:
