@@ -4,34 +4,20 @@ leaves a partition that mixes two runs."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _procs import fast_jvm_env, segment_command
 from deltalake import DeltaTable
 
 pytestmark = pytest.mark.slow
 
 
 def start(demo: Path, warehouse: Path, day: str) -> subprocess.Popen[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "rfm_spark.cli",
-        "segment",
-        "--snapshot-date",
-        day,
-        "--input",
-        str(demo / "transactions"),
-        "--warehouse",
-        str(warehouse),
-        "--master",
-        "local[1]",
-        "--spark-conf",
-        "spark.sql.shuffle.partitions=2",
-        "--quiet",
-    ]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cmd = [*segment_command(demo, warehouse, day), "--quiet"]
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=fast_jvm_env()
+    )
 
 
 def finish(procs: list[subprocess.Popen[str]]) -> list[tuple[int, str]]:

@@ -26,6 +26,7 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 import pytest
+from _procs import fast_jvm_env, segment_command
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -38,7 +39,6 @@ D1 = "2026-10-01"
 D2 = "2026-10-15"
 TABLE = "customer_segments"
 KILLED = "removed leftovers of a killed write"
-FAST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -51,26 +51,8 @@ def start(
     env = {k: v for k, v in os.environ.items() if k != delta_io.FAULT_ENV}
     if fault:
         env[delta_io.FAULT_ENV] = fault
-    # short JVM runs: the client compiler only and a serial GC take a third less time
-    env["JAVA_TOOL_OPTIONS"] = f"{env.get('JAVA_TOOL_OPTIONS', '')} {FAST_JVM}".strip()
-    cmd = [
-        sys.executable,
-        "-m",
-        "rfm_spark.cli",
-        "segment",
-        "--snapshot-date",
-        day,
-        "--input",
-        str(demo / "transactions"),
-        "--warehouse",
-        str(warehouse),
-        "--master",
-        "local[1]",
-        "--spark-conf",
-        "spark.sql.shuffle.partitions=2",
-        "--spark-conf",
-        "spark.ui.enabled=false",
-    ]
+    env = fast_jvm_env(env)
+    cmd = segment_command(demo, warehouse, day)
     return subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
