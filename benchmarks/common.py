@@ -1,0 +1,174 @@
+"""Helpers shared by the benchmark scripts: data sizes, the quiet-machine gate, peak memory,
+machine facts and the cached generated data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _use_code_snapshot() -> None:
+    """With ``RFM_BENCH_CODE=DIR``, import ``rfm_spark`` from ``DIR`` instead of the editable
+    install (measure a fixed commit while the working tree changes: ``make bench`` exports
+    ``git archive HEAD rfm_spark`` there)."""
+    code = os.environ.get("RFM_BENCH_CODE")
+    if not code:
+        return
+    sys.path.insert(0, code)
+    sys.meta_path[:] = [
+        f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")
+    ]
+
+
+_use_code_snapshot()
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / ".data"
+RESULTS = HERE / "results"
+END_DATE = dt.date(2026, 11, 23)  # first day after the generated period = the snapshot date
+DAYS = 730
+SEED = 42
+# The generator makes ~19.65 rows per customer and year (786,187 rows for 20,000 customers
+# over 730 days), so these give about 10M, 30M and 100M transaction rows over two years; the
+# 365-day window of a snapshot holds about half of them.
+SIZES = {"1m": 25_450, "10m": 254_500, "30m": 763_500, "100m": 2_545_000}
+SPARK_CONF = {
+    "spark.sql.shuffle.partitions": "8",
+    "spark.driver.memory": "8g",
+    "spark.ui.enabled": "false",
+}
+
+
+def data_dir(customers: int, days: int = DAYS) -> Path:
+    return DATA / f"c{customers}-d{days}"
+
+
+def ensure_data(customers: int, days: int = DAYS) -> Path:
+    """Generate the data set once (cached on disk) in a child process; return its folder."""
+    out = data_dir(customers, days)
+    if (out / "transactions" / "_SUCCESS").exists():
+        return out
+    code = (
+        "import datetime as dt, sys\n"
+        "from rfm_spark.config import SparkSettings\n"
+        "from rfm_spark.datagen import generate\n"
+        "from rfm_spark.session import build_spark\n"
+        "spark = build_spark(SparkSettings(master='local[2]', conf={"
+        "'spark.driver.memory': '8g', 'spark.ui.enabled': 'false'}), quiet=True)\n"
+        f"s = generate(spark, {str(out)!r}, customers={customers}, days={days}, "
+        f"end_date=dt.date.fromisoformat({END_DATE.isoformat()!r}), seed={SEED})\n"
+        "print(s.transactions)\n"
+    )
+    print(f"generating {out} ...", flush=True)
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return out
+
+
+def pytest_running() -> bool:
+    """True while any process has ``pytest`` in its command line (a test run sharing the machine)."""
+    me = os.getpid()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == me:
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"pytest" in cmd:
+            return True
+    return False
+
+
+def wait_quiet(poll_s: float = 10.0) -> float:
+    """Wait until no pytest runs on the machine; return the seconds waited."""
+    t0 = time.monotonic()
+    announced = False
+    while pytest_running():
+        if not announced:
+            print("  waiting for a running pytest to finish ...", flush=True)
+            announced = True
+        time.sleep(poll_s)
+    return round(time.monotonic() - t0, 1)
+
+
+def load1() -> float:
+    return os.getloadavg()[0]
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(pid))
+    return kids
+
+
+def _status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def java_descendants(root: int | None = None) -> list[int]:
+    """Pids of the java processes below ``root`` (this process by default): the Spark driver."""
+    kids = _children()
+    out, todo = [], [root or os.getpid()]
+    while todo:
+        pid = todo.pop()
+        for k in kids.get(pid, []):
+            todo.append(k)
+            try:
+                if Path(f"/proc/{k}/comm").read_text().strip() == "java":
+                    out.append(k)
+            except OSError:
+                pass
+    return out
+
+
+def peak_memory_mb() -> dict[str, float]:
+    """Peak RSS (VmHWM) of this Python process and of its java children (the Spark driver JVM,
+    which in local mode also runs the executors), in MiB."""
+    py = _status_kb(os.getpid(), "VmHWM") / 1024
+    jvm = sum(_status_kb(p, "VmHWM") for p in java_descendants()) / 1024
+    return {"python_mb": round(py, 1), "jvm_mb": round(jvm, 1), "total_mb": round(py + jvm, 1)}
+
+
+def machine() -> dict[str, Any]:
+    import duckdb
+    import pandas
+    import pyarrow
+    import pyspark
+
+    import rfm_spark
+    from rfm_spark import __version__
+
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {mem_kb / 2**20:.0f} GiB",
+        "python": platform.python_version(),
+        "java": java.splitlines()[0] if java else "",
+        "rfm_spark": __version__,
+        "rfm_spark_code": os.environ.get("RFM_BENCH_CODE") or str(Path(rfm_spark.__file__).parent),
+        "pyspark": pyspark.__version__,
+        "duckdb": duckdb.__version__,
+        "pandas": pandas.__version__,
+        "pyarrow": pyarrow.__version__,
+    }
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

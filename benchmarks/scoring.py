@@ -1,0 +1,162 @@
+"""The scoring step alone under local[1] and local[2]: rfm-spark's exact distributed ntile
+against the naive global-window ntile and the prototype in benchmarks/proto_scoring.py
+("cutkeys"), on the same cached features.
+
+    .venv/bin/python benchmarks/scoring.py --size 30m --repeat 3
+
+For each master a child process builds the features once (cached, counted: not timed), then
+alternates the two scorers; each timed run scores all three axes and forces every row through a
+``noop`` write. Before each repetition it waits until no ``pytest`` runs and records the load.
+The two scorers' outputs are compared per customer once per process. Speed-up = median under
+local[1] / median under local[2], from one script run. One JSON line per script run goes to
+benchmarks/results/scoring.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import common
+
+
+def worker(data: Path, master: str, repeat: int, smoke: bool) -> dict[str, Any]:
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+    from reference import naive_scores
+
+    from rfm_spark.config import Config, SparkSettings
+    from rfm_spark.features import daily_aggregates, rfm_features, with_reject_reason
+    from rfm_spark.inputs import read_transactions
+    from rfm_spark.scoring import score
+    from rfm_spark.session import build_spark
+
+    spark = build_spark(SparkSettings(master=master, conf=common.SPARK_CONF), quiet=True)
+    spark.sparkContext.setLogLevel("ERROR")
+    config = Config().with_overrides({"input.path": str(data / "transactions")})
+    tx = read_transactions(spark, config.input).transform(with_reject_reason)
+    valid = tx.filter(F.col("reject_reason").isNull()).drop("reject_reason")
+    features = rfm_features(
+        daily_aggregates(valid), snapshot_date=common.END_DATE, lookback_days=365
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    customers = features.count()
+
+    def ours() -> Any:
+        scored, info = score(features, config.scoring)
+        return scored, dict(info.ranges)
+
+    def naive() -> Any:
+        return naive_scores(features), {}
+
+    def cutkeys() -> Any:
+        from proto_scoring import score_ntile_cutkeys
+
+        return score_ntile_cutkeys(features, bins=config.scoring.bins), {}
+
+    # correctness once, untimed: the two scorers per customer
+    a, ranges = ours()
+    b, _ = naive()
+    cols = ["customer_id", "r_score", "f_score", "m_score"]
+    mismatched = a.select(*cols).exceptAll(b.select(*cols)).count()
+    c, _ = cutkeys()
+    mismatched_cutkeys = c.select(*cols).exceptAll(b.select(*cols)).count()
+
+    modes = {"ours": ours, "naive": naive, "cutkeys": cutkeys}
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    for i in range(repeat):
+        for mode in modes if i % 2 == 0 else list(reversed(modes)):
+            waited = 0.0 if smoke else common.wait_quiet()
+            load = common.load1()
+            t0 = time.perf_counter()
+            scored, _ = modes[mode]()
+            scored.write.format("noop").mode("overwrite").save()
+            secs = time.perf_counter() - t0
+            runs[mode].append(
+                {
+                    "seconds": secs,
+                    "load1_start": load,
+                    "waited_for_pytest_s": waited,
+                    "pytest_ran_meanwhile": common.pytest_running(),
+                }
+            )
+            print(f"  {master} run {i + 1} {mode}: {secs:.1f} s", file=sys.stderr, flush=True)
+    rec = {
+        "master": master,
+        "customers_scored": customers,
+        "ranges": ranges,
+        "scores_mismatched_rows": mismatched,
+        "cutkeys_mismatched_rows": mismatched_cutkeys,
+        "runs": runs,
+        "median_s": {m: statistics.median(r["seconds"] for r in v) for m, v in runs.items()},
+        "memory": common.peak_memory_mb(),
+    }
+    spark.stop()
+    return rec
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--size", choices=sorted(common.SIZES), default="30m")
+    p.add_argument("--customers", type=int, help="overrides --size")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--masters", default="local[2],local[1]")
+    p.add_argument("--note", default="")
+    p.add_argument("--smoke", action="store_true", help="no pytest gate, nothing recorded")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--data", help=argparse.SUPPRESS)
+    args = p.parse_args()
+
+    if args.worker:
+        rec = worker(Path(args.data), args.worker, args.repeat, args.smoke)
+        print(json.dumps(rec), flush=True)
+        return
+
+    customers = args.customers or common.SIZES[args.size]
+    data = common.ensure_data(customers)
+    per_master: dict[str, Any] = {}
+    for master in args.masters.split(","):
+        cmd = [sys.executable, __file__, "--worker", master, "--data", str(data)]
+        cmd += ["--repeat", str(args.repeat)] + (["--smoke"] if args.smoke else [])
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"worker {master} failed (exit {proc.returncode})")
+        per_master[master] = json.loads(proc.stdout.strip().splitlines()[-1])
+    med = {m: r["median_s"] for m, r in per_master.items()}
+    speedup = {}
+    if "local[1]" in med and "local[2]" in med:
+        speedup = {mode: med["local[1]"][mode] / med["local[2]"][mode] for mode in med["local[1]"]}
+    naive_over_ours = {m: v["naive"] / v["ours"] for m, v in med.items()}
+    ours_over_cutkeys = {m: v["ours"] / v["cutkeys"] for m, v in med.items()}
+    record = {
+        "date": common.now(),
+        **common.machine(),
+        "script": "scoring.py",
+        "spark_conf": common.SPARK_CONF,
+        "size": args.size if not args.customers else None,
+        "customers_generated": customers,
+        "per_master": per_master,
+        "median_s": med,
+        "speedup_local1_to_local2": speedup,
+        "naive_over_ours": naive_over_ours,
+        "ours_over_cutkeys_prototype": ours_over_cutkeys,
+        "note": args.note,
+    }
+    if not args.smoke:
+        common.RESULTS.mkdir(exist_ok=True)
+        with (common.RESULTS / "scoring.jsonl").open("a") as f:
+            f.write(json.dumps(record) + "\n")
+    print(json.dumps({k: record[k] for k in ("median_s", "speedup_local1_to_local2")}, indent=2))
+    print(json.dumps({m: r["scores_mismatched_rows"] for m, r in per_master.items()}))
+    print(json.dumps({m: r["cutkeys_mismatched_rows"] for m, r in per_master.items()}))
+
+
+if __name__ == "__main__":
+    main()
