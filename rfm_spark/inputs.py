@@ -54,7 +54,7 @@ def _load(spark: SparkSession, settings: InputSettings) -> DataFrame:
             .csv(path)
         )
     except AnalysisException as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = java_error_line(exc) or type(exc).__name__
         raise InputError(f"cannot read {settings.format} input {path!r}: {first}") from None
     except Exception as exc:  # unreadable files surface here (Py4J errors carry the cause)
         raise DataError(

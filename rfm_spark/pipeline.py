@@ -149,17 +149,10 @@ def new_run_id(now: dt.datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def _reconciliation(
-    obs: Observation, duplicates: Observation | None, *, window_duplicates: int | None = None
-) -> Reconciliation:
-    """The reconciliation of a run from the observed row counts (after the first action).
-
-    ``window_duplicates`` overrides the observed duplicates (a backfill counts them per day).
-    """
+def _reconciliation(obs: Observation, dups: int) -> Reconciliation:
+    """The reconciliation of a run from the observed row counts (after the first action) and
+    the extra copies of rows in the window (quarantined as duplicates)."""
     m = obs.get
-    dups = window_duplicates
-    if dups is None:
-        dups = int((duplicates.get.get("duplicates") if duplicates else 0) or 0)
     quarantined = {r: int(m[f"quarantined_{r}"]) for r in REASONS if int(m[f"quarantined_{r}"])}
     if dups:
         quarantined[DUPLICATE] = dups
@@ -444,7 +437,7 @@ def run_segment(
     try:
         with progress.step("reading and validating transactions, computing features"):
             customers = features.count()
-        recon = _reconciliation(obs, dups)
+        recon = _reconciliation(obs, int((dups.get.get("duplicates") if dups else 0) or 0))
         _report(progress, recon, customers)
         _check_not_empty(config, recon)
         quarantine_path, quarantine_version = _write_quarantine(
@@ -577,7 +570,7 @@ def run_backfill(
     try:
         with progress.step("reading and validating transactions once into daily aggregates"):
             windows, span_duplicates = _rows_per_window(daily, dates, lookback)
-        span = _reconciliation(obs, None, window_duplicates=span_duplicates)
+        span = _reconciliation(obs, span_duplicates)
         _check_not_empty(config, span)
         quarantine_path, quarantine_version = _write_quarantine(
             store,

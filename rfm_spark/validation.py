@@ -104,7 +104,7 @@ def _is_return(settings: InputSettings) -> Column:
     if marker.values:
         wanted = [v.strip().lower() for v in marker.values]
         return F.coalesce(F.lower(F.trim(col.cast("string"))).isin(wanted), F.lit(False))
-    return F.coalesce(col.cast("string").try_cast("double") < 0, F.lit(False))
+    return F.coalesce(col.try_cast("double") < 0, F.lit(False))
 
 
 def validate(raw: DataFrame, settings: InputSettings, *, now: dt.datetime) -> DataFrame:

@@ -54,8 +54,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from rfm_spark.errors import ConcurrentWriteError, TableError
+from rfm_spark.errors import ConcurrentWriteError, TableError, java_error_line
 from rfm_spark.session import has_delta_extension
+from rfm_spark.validation import quote
 
 log = logging.getLogger(__name__)
 
@@ -311,10 +312,6 @@ def _check_version(version: int, latest: int, path: str) -> None:
             f"Cannot read {path} at version {version!r}: versions go from 0 to {latest}. "
             "Fix: pass a version in that range (see history())."
         )
-
-
-def _quote_ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _missing_table(path: str) -> TableError:
@@ -1087,7 +1084,7 @@ class DeltaRsStore(_StoreBase):
             .option("basePath", _spark_path(root, escape_glob=False))
             .parquet(*[_spark_path(f) for f in files])
         )
-        return df.select(*[F.col(_quote_ident(n)) for n in schema.fieldNames()])
+        return df.select(*[F.col(quote(n)) for n in schema.fieldNames()])
 
     # ---- writing ---------------------------------------------------------------------------
 
@@ -1229,7 +1226,7 @@ class DeltaRsStore(_StoreBase):
                 _spark_path(staging, escape_glob=False)
             )
         except Exception as exc:  # Py4J / PySpark errors: surface one clear line
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = java_error_line(exc) or type(exc).__name__
             raise TableError(
                 f"Writing the Parquet files for {root} failed: {first}. Nothing was committed."
             ) from exc
@@ -1574,7 +1571,7 @@ class SparkDeltaStore(_StoreBase):
         writer = (
             df.write.format("delta")
             .mode("overwrite")
-            .option("replaceWhere", f"{_quote_ident(partition_column)} IN ({literals})")
+            .option("replaceWhere", f"{quote(partition_column)} IN ({literals})")
             # the session may default to dynamic overwrite, which cannot go with replaceWhere
             .option("partitionOverwriteMode", "static")
             .option("userMetadata", user_metadata)
@@ -1587,7 +1584,7 @@ class SparkDeltaStore(_StoreBase):
             writer.save(path)
         except Exception as exc:  # AnalysisException, Py4JJavaError, ...
             text = str(exc)
-            first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+            first = java_error_line(exc) or type(exc).__name__
             if "Concurrent" in text or "DELTA_CONCURRENT" in text:
                 raise ConcurrentWriteError(
                     f"Another writer changed {path} while this write was committing: {first}. "
