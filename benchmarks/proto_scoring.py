@@ -29,7 +29,7 @@ from rfm_spark.scoring import (
     SCORES,
     _at_or_after,
     _range_index,
-    _with_sort_key,
+    _with_sort_keys,
 )
 
 ROWS_PER_RANGE = 50_000
@@ -49,9 +49,9 @@ def score_ntile_cutkeys(df: DataFrame, *, bins: int, seed: int = 17) -> DataFram
     total = df.count()
     par = df.sparkSession.sparkContext.defaultParallelism
     n_ranges = max(1, min(MAX_RANGES, max(4 * par, math.ceil(total / ROWS_PER_RANGE))))
-    keyed = df
+    keyed = _with_sort_keys(df, [])
     for a in AXES:
-        keyed = _with_sort_key(keyed, a, []).withColumnRenamed("_key", f"_k{a}")
+        keyed = keyed.withColumnRenamed(f"_key_{a}", f"_k{a}")
     types = {a: [keyed.schema[f"_k{a}"].dataType, keyed.schema[ID].dataType] for a in AXES}
     cols = {a: [f"_k{a}", ID] for a in AXES}
 

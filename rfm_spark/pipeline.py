@@ -36,6 +36,7 @@ from rfm_spark.validation import (
     DUPLICATE,
     QUARANTINE_SCHEMA,
     REASONS,
+    by_customer,
     deduplicate,
     observe_rows,
     quarantine_rows,
@@ -173,7 +174,7 @@ def _valid_rows(
     validated = read_transactions(spark, config.input, now=now)
     kept, obs = observe_rows(validated, start=start, end=end)
     if config.validation.duplicates == "keep":
-        return validated, kept, obs, None
+        return validated, by_customer(kept), obs, None
     distinct, dups = deduplicate(kept)
     return validated, distinct, obs, dups
 
@@ -331,10 +332,12 @@ def _segments_of(
     snapshot_date: dt.date,
     run_id: str,
     model: ClusterModel | None = None,
+    *,
+    rows: int | None = None,
 ) -> tuple[DataFrame, ScoringInfo]:
-    """Score, name and cluster the (cached, non-empty) features: rows in the
-    ``customer_segments`` schema (cluster columns null without a model)."""
-    scored, info = score(features, config.scoring)
+    """Score, name and cluster the (cached, non-empty) features (``rows`` of them): rows in
+    the ``customer_segments`` schema (cluster columns null without a model)."""
+    scored, info = score(features, config.scoring, rows=rows)
     segmented = assign_segments(scored, scheme=scheme)
     out = _to_output(
         segmented,
@@ -454,7 +457,9 @@ def run_segment(
         if customers == 0:
             raise _no_customers(config, start, snapshot_date)
         with progress.step(f"planning {config.scoring.method} scores"):
-            out, info = _segments_of(features, config, scheme, snapshot_date, run_id, model)
+            out, info = _segments_of(
+                features, config, scheme, snapshot_date, run_id, model, rows=customers
+            )
         metadata = _metadata(
             run_id=run_id,
             snapshot_date=snapshot_date,
@@ -598,7 +603,7 @@ def run_backfill(
             raise _no_customers(config, empty[0] - dt.timedelta(days=lookback), empty[0])
         by_snapshot = config.scoring.model_copy(update={"partition_by": [SNAPSHOT_COLUMN, *groups]})
         with progress.step(f"planning {config.scoring.method} scores of every snapshot"):
-            scored, info = score(features, by_snapshot)
+            scored, info = score(features, by_snapshot, rows=sum(counts.values()))
         segmented = assign_segments(scored, scheme=scheme)
         out = _to_output(segmented, snapshot_date=None, run_id=run_id, partition_by=groups)
         if model is not None:

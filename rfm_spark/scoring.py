@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, Window
@@ -41,6 +42,7 @@ MEASURES = {"r": "recency_days", "f": "frequency", "m": "monetary"}
 SCORES = {"r": "r_score", "f": "f_score", "m": "m_score"}
 # recency: fewer days is better, so its ntile order is descending
 DESCENDING = {"r": True, "f": False, "m": False}
+AXES = ("r", "f", "m")
 ID = "customer_id"
 SAMPLE_PER_RANGE = 40
 ROWS_PER_RANGE = 2_000_000
@@ -119,61 +121,88 @@ def _group_label(encoded: str) -> str:
 
 
 def _key_columns(axis: str, groups: Sequence[str]) -> list[str]:
-    return [*(f"_g{i}" for i in range(len(groups))), "_key", ID]
+    """The sort key of ``axis``: group texts, the measure (ascending = worse to better), id."""
+    return [*(f"_g{i}" for i in range(len(groups))), f"_key_{axis}", ID]
 
 
-def _with_sort_key(df: DataFrame, axis: str, groups: Sequence[str]) -> DataFrame:
-    """Add ``_g0.._gk`` (groups as text, see :func:`_group_col`) and ``_key`` (ascending =
-    worse to better)."""
-    measure = F.col(MEASURES[axis])
-    key = -measure if DESCENDING[axis] else measure
+def _with_sort_keys(df: DataFrame, groups: Sequence[str]) -> DataFrame:
+    """Add ``_g0.._gk`` (groups as text, see :func:`_group_col`) and ``_key_r``, ``_key_f``,
+    ``_key_m`` (ascending = worse to better)."""
     out = df
     for i, g in enumerate(groups):
         out = out.withColumn(f"_g{i}", _group_col(g))
-    return out.withColumn("_key", key)
+    for axis in AXES:
+        measure = F.col(MEASURES[axis])
+        out = out.withColumn(f"_key_{axis}", -measure if DESCENDING[axis] else measure)
+    return out
+
+
+def sql_literal(value: Any, dtype: T.DataType) -> str:
+    """``value`` as a SQL literal of type ``dtype``. Text is written as hex bytes, so no value
+    can change the meaning of the expression it is put in.
+
+    Raises:
+        TypeError: for a type the sort keys of scoring cannot have.
+    """
+    if value is None:
+        return f"CAST(NULL AS {dtype.simpleString()})"
+    if isinstance(dtype, T.StringType):
+        return f"CAST(X'{str(value).encode().hex()}' AS STRING)"
+    if isinstance(dtype, T.BooleanType):
+        return "TRUE" if value else "FALSE"
+    if isinstance(dtype, (T.ByteType, T.ShortType, T.IntegerType, T.LongType)):
+        return f"CAST({int(value)}L AS {dtype.simpleString()})"
+    if isinstance(dtype, T.DecimalType):
+        return f"CAST({format(Decimal(value), 'f')}BD AS {dtype.simpleString()})"
+    if isinstance(dtype, (T.FloatType, T.DoubleType)):
+        text = "NaN" if math.isnan(value) else repr(float(value)).replace("inf", "Infinity")
+        return f"CAST('{text}' AS {dtype.simpleString()})"
+    if isinstance(dtype, T.DateType):
+        return f"DATE'{value.isoformat()}'"
+    raise TypeError(f"cannot rank by a column of type {dtype.simpleString()}")
+
+
+def _at_or_after_sql(cols: Sequence[str], types: Sequence[T.DataType], bound: Sequence[Any]) -> str:
+    """SQL for the lexicographic ``(cols) >= bound``."""
+    names = [quote_identifier(c) for c in cols]
+    lits = [sql_literal(v, t) for v, t in zip(bound, types, strict=True)]
+    expr = f"{names[-1]} >= {lits[-1]}"
+    for name, lit in zip(reversed(names[:-1]), reversed(lits[:-1]), strict=True):
+        expr = f"({name} > {lit} OR ({name} = {lit} AND {expr}))"
+    return expr
 
 
 def _at_or_after(cols: Sequence[str], types: Sequence[T.DataType], bound: Sequence[Any]) -> Column:
     """Lexicographic ``(cols) >= bound`` with each literal typed like its column."""
-    lits = [F.lit(v).cast(t) for v, t in zip(bound, types, strict=True)]
-    expr: Column = F.col(cols[-1]) >= lits[-1]
-    for c, lit in zip(reversed(cols[:-1]), reversed(lits[:-1]), strict=True):
-        expr = (F.col(c) > lit) | ((F.col(c) == lit) & expr)
-    return expr
+    return F.expr(_at_or_after_sql(cols, types, bound))
 
 
 def _range_index(
     cols: Sequence[str], types: Sequence[T.DataType], bounds: Sequence[Sequence[Any]]
 ) -> Column:
-    """Index of the range a row falls in: the number of boundaries <= its key (binary search)."""
+    """Index of the range a row falls in: the number of boundaries <= its key, as a binary
+    search in nested ``CASE WHEN``. Built as SQL text and parsed once: hundreds of boundaries
+    cost milliseconds, where building the same tree call by call from Python took seconds."""
 
-    def search(lo: int, hi: int) -> Column:  # answer in [lo, hi]
+    def search(lo: int, hi: int) -> str:  # answer in [lo, hi]
         if lo == hi:
-            return F.lit(lo)
+            return str(lo)
         mid = (lo + hi) // 2  # boundary index mid -> is key >= bounds[mid]?
-        return F.when(_at_or_after(cols, types, bounds[mid]), search(mid + 1, hi)).otherwise(
-            search(lo, mid)
+        return (
+            f"CASE WHEN {_at_or_after_sql(cols, types, bounds[mid])} "
+            f"THEN {search(mid + 1, hi)} ELSE {search(lo, mid)} END"
         )
 
-    return search(0, len(bounds)).cast("int")
+    return F.expr(f"CAST({search(0, len(bounds))} AS INT)")
 
 
-def _boundaries(
-    keyed: DataFrame, cols: Sequence[str], total: int, ranges: int, seed: int
-) -> list[tuple[Any, ...]]:
-    if ranges <= 1 or total <= 1:
+def _pick_boundaries(keys: list[tuple[Any, ...]], ranges: int) -> list[tuple[Any, ...]]:
+    """``ranges - 1`` evenly spaced keys of a sample (distinct, ascending)."""
+    if ranges <= 1 or not keys:
         return []
-    fraction = min(1.0, SAMPLE_PER_RANGE * ranges / total)
-    sample = (
-        keyed.select(*cols).sample(withReplacement=False, fraction=fraction, seed=seed).collect()
-    )
-    # keys are unique (customer_id is part of them); Python orders str, int and Decimal as Spark does
-    keys = sorted(tuple(r) for r in sample)
-    if not keys:
-        return []
+    keys = sorted(keys)  # unique (customer_id is part of them); Python orders them as Spark does
     step = len(keys) / ranges
-    picked = [keys[min(len(keys) - 1, int(i * step))] for i in range(1, ranges)]
-    return sorted(set(picked))
+    return sorted({keys[min(len(keys) - 1, int(i * step))] for i in range(1, ranges)})
 
 
 def auto_ranges(total: int, parallelism: int) -> int:
@@ -183,49 +212,84 @@ def auto_ranges(total: int, parallelism: int) -> int:
 
 @dataclass(frozen=True)
 class _RangePlan:
-    """How one axis is ranked: its range boundaries and each (group, range)'s offset."""
+    """How one axis is ranked: its range boundaries, and per (group, range) the rows before
+    that range in its group (``offset``) and the rows of the group (``n``)."""
 
     axis: str
     key_cols: list[str]
     key_types: list[T.DataType]
     bounds: list[tuple[Any, ...]]
-    offsets: DataFrame
+    offsets: dict[tuple[Any, ...], tuple[int, int]]
+
+    def rid(self) -> Column:
+        return _range_index(self.key_cols, self.key_types, self.bounds)
 
 
-def _plan_axis(
-    df: DataFrame, *, axis: str, groups: Sequence[str], total: int, ranges: int, seed: int
-) -> _RangePlan:
-    """Sample boundaries for ``axis`` and count the rows of each (group, range)."""
-    spark = df.sparkSession
-    keyed = _with_sort_key(df, axis, groups)
-    cols = _key_columns(axis, groups)
-    gcols = cols[:-2]
-    types = [keyed.schema[c].dataType for c in cols]
-    bounds = _boundaries(keyed, cols, total, ranges, seed)
+def _plan_ranges(
+    keyed: DataFrame, *, groups: Sequence[str], total: int, ranges: int, seed: int
+) -> list[_RangePlan]:
+    """Boundaries of all three axes from one sample, and the rows of each (axis, group, range)
+    from one aggregation: two small jobs whatever the number of ranges and groups."""
+    gcols = [f"_g{i}" for i in range(len(groups))]
+    cols = {a: _key_columns(a, groups) for a in AXES}
+    types = {a: [keyed.schema[c].dataType for c in cols[a]] for a in AXES}
+    sample: list[Any] = []
+    if ranges > 1 and total > 1:
+        fraction = min(1.0, SAMPLE_PER_RANGE * ranges / total)
+        sample = (
+            keyed.select(*gcols, *(f"_key_{a}" for a in AXES), ID)
+            .sample(withReplacement=False, fraction=fraction, seed=seed)
+            .collect()
+        )
+    bounds = {
+        a: _pick_boundaries([tuple(r[c] for c in cols[a]) for r in sample], ranges) for a in AXES
+    }
+    rids = [
+        F.struct(F.lit(a).alias("axis"), _range_index(cols[a], types[a], bounds[a]).alias("rid"))
+        for a in AXES
+    ]
     counts = (
-        keyed.groupBy(*gcols, _range_index(cols, types, bounds).alias("_rid")).count().collect()
+        keyed.select(*gcols, F.explode(F.array(*rids)).alias("_r"))
+        .groupBy(*gcols, "_r.axis", "_r.rid")
+        .count()
+        .collect()
     )
-
-    # a few thousand (group, range) rows at most: the driver computes the offsets
-    per_group: dict[tuple[Any, ...], list[tuple[int, int]]] = {}
+    # a few thousand (axis, group, range) rows at most: the driver computes the offsets
+    per_group: dict[str, dict[tuple[Any, ...], list[tuple[int, int]]]] = {a: {} for a in AXES}
     for row in counts:
-        per_group.setdefault(tuple(row[c] for c in gcols), []).append((row["_rid"], row["count"]))
-    offsets = []
-    for g, items in per_group.items():
-        n_group = sum(c for _, c in items)
-        running = 0
-        for rid, c in sorted(items):
-            offsets.append((*g, rid, running, n_group))
-            running += c
-    schema = T.StructType(
-        [
-            *(T.StructField(c, T.StringType()) for c in gcols),
-            T.StructField("_rid", T.IntegerType()),
-            T.StructField("_offset", T.LongType()),
-            T.StructField("_n", T.LongType()),
-        ]
+        g = tuple(row[c] for c in gcols)
+        per_group[row["axis"]].setdefault(g, []).append((row["rid"], row["count"]))
+    plans = []
+    for a in AXES:
+        offsets: dict[tuple[Any, ...], tuple[int, int]] = {}
+        for g, items in per_group[a].items():
+            n_group, running = sum(c for _, c in items), 0
+            for rid, c in sorted(items):
+                key = (*g, rid)
+                offsets[key] = (running, n_group)
+                running += c
+        plans.append(_RangePlan(a, cols[a], types[a], bounds[a], offsets))
+    return plans
+
+
+def _offset_lookup(plan: _RangePlan, gcols: Sequence[str]) -> Column:
+    """``struct(offset, n)`` of the row's (group, range), looked up in a literal map keyed by
+    ``struct(g0.., rid)`` (one constant: no join, no broadcast job)."""
+    if not plan.offsets:  # no rows at all
+        return F.expr("named_struct('offset', 0L, 'n', 0L)")
+
+    def key(groups: Sequence[str], rid: str) -> str:
+        fields = [f"'g{i}', {g}" for i, g in enumerate(groups)] + [f"'rid', {rid}"]
+        return "named_struct(" + ", ".join(fields) + ")"
+
+    string = T.StringType()
+    entries = ", ".join(
+        key([sql_literal(v, string) for v in k[:-1]], str(int(k[-1])))
+        + f", named_struct('offset', {offset}L, 'n', {n}L)"
+        for k, (offset, n) in plan.offsets.items()
     )
-    return _RangePlan(axis, cols, types, bounds, spark.createDataFrame(offsets, schema))
+    row_key = key([quote_identifier(c) for c in gcols], quote_identifier("_rid"))
+    return F.expr(f"element_at(map({entries}), {row_key})")
 
 
 def _apply_axis(df: DataFrame, plan: _RangePlan, *, groups: Sequence[str], bins: int) -> DataFrame:
@@ -237,12 +301,11 @@ def _apply_axis(df: DataFrame, plan: _RangePlan, *, groups: Sequence[str], bins:
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
     return (
-        _with_sort_key(df, plan.axis, groups)
-        .withColumn("_rid", _range_index(plan.key_cols, plan.key_types, plan.bounds))
-        .join(F.broadcast(plan.offsets), on=[*gcols, "_rid"], how="left")
-        .withColumn("_pos", F.col("_offset") + F.row_number().over(in_range))
-        .withColumn(SCORES[plan.axis], ntile_bucket(F.col("_pos"), F.col("_n"), bins))
-        .drop(*gcols, "_key", "_rid", "_offset", "_n", "_pos")
+        df.withColumn("_rid", plan.rid())
+        .withColumn("_at", _offset_lookup(plan, gcols))
+        .withColumn("_pos", F.col("_at.offset") + F.row_number().over(in_range))
+        .withColumn(SCORES[plan.axis], ntile_bucket(F.col("_pos"), F.col("_at.n"), bins))
+        .drop("_rid", "_at", "_pos")
     )
 
 
@@ -253,26 +316,27 @@ def score_ntile(
     partition_by: Sequence[str] = (),
     ranges: int | None = None,
     seed: int = 17,
+    rows: int | None = None,
 ) -> tuple[DataFrame, ScoringInfo]:
     """Add ``r_score``, ``f_score``, ``m_score`` exactly as Spark's ``ntile(bins)`` would.
 
-    No global window: see the module docstring. Runs a count, a small sample and one small
-    aggregation per axis on ``df`` (cache it when it is expensive to compute), then returns a
-    lazy plan with one range-partitioned window per axis.
+    No global window: see the module docstring. Runs a count (skipped when ``rows`` gives it),
+    one small sample and one small aggregation over ``df`` for all three axes (cache ``df``
+    when it is expensive to compute), then returns a lazy plan with one range-partitioned
+    window per axis.
 
     Input columns: ``customer_id`` (unique within a group), ``recency_days``, ``frequency``,
     ``monetary`` and the ``partition_by`` columns (nulls form their own group).
     """
     groups = list(partition_by)
-    total = df.count()
+    total = df.count() if rows is None else rows
     n_ranges = ranges or auto_ranges(total, df.sparkSession.sparkContext.defaultParallelism)
-    plans = [
-        _plan_axis(df, axis=a, groups=groups, total=total, ranges=n_ranges, seed=seed)
-        for a in ("r", "f", "m")
-    ]
-    out = df
+    keyed = _with_sort_keys(df, groups)
+    plans = _plan_ranges(keyed, groups=groups, total=total, ranges=n_ranges, seed=seed)
+    out = keyed
     for plan in plans:
         out = _apply_axis(out, plan, groups=groups, bins=bins)
+    out = out.drop(*(f"_g{i}" for i in range(len(groups))), *(f"_key_{a}" for a in AXES))
     used = {p.axis: len(p.bounds) + 1 for p in plans}
     return out, ScoringInfo(method="ntile", bins=bins, partition_by=tuple(groups), ranges=used)
 
@@ -315,15 +379,15 @@ def score_quantile(
     accuracy = max(1, round(1 / relative_error))
     aggs = [
         F.percentile_approx(F.col(MEASURES[a]).cast("double"), probs, accuracy).alias(f"_cuts_{a}")
-        for a in ("r", "f", "m")
+        for a in AXES
     ]
     cut_rows = (keyed.groupBy(*gcols).agg(*aggs) if gcols else keyed.agg(*aggs)).collect()
 
-    cut_points: dict[str, dict[str, list[float]]] = {a: {} for a in ("r", "f", "m")}
-    collapsed: dict[str, dict[str, list[int]]] = {a: {} for a in ("r", "f", "m")}
+    cut_points: dict[str, dict[str, list[float]]] = {a: {} for a in AXES}
+    collapsed: dict[str, dict[str, list[int]]] = {a: {} for a in AXES}
     for row in cut_rows:
         gk = _group_key(row, groups)
-        for a in ("r", "f", "m"):
+        for a in AXES:
             cuts = [float(c) for c in row[f"_cuts_{a}"]]
             cut_points[a][gk] = cuts
             empty = _empty_scores(cuts, bins, descending=DESCENDING[a])
@@ -332,7 +396,7 @@ def score_quantile(
 
     cut_schema = T.StructType(
         [*(T.StructField(c, T.StringType()) for c in gcols)]
-        + [T.StructField(f"_cuts_{a}", T.ArrayType(T.DoubleType())) for a in ("r", "f", "m")]
+        + [T.StructField(f"_cuts_{a}", T.ArrayType(T.DoubleType())) for a in AXES]
     )
     # each group's own cut points, from its row (the text keys of ``cut_points`` are only for
     # the record: group values holding "|" can make two groups' keys equal)
@@ -340,7 +404,7 @@ def score_quantile(
         [
             (
                 *(r[c] for c in gcols),
-                *([float(c) for c in r[f"_cuts_{a}"]] for a in ("r", "f", "m")),
+                *([float(c) for c in r[f"_cuts_{a}"]] for a in AXES),
             )
             for r in cut_rows
         ],
@@ -351,12 +415,12 @@ def score_quantile(
         if not gcols
         else keyed.join(F.broadcast(cut_df), on=gcols, how="left")
     )
-    for a in ("r", "f", "m"):
+    for a in AXES:
         value = F.col(MEASURES[a]).cast("double")
         joined = joined.withColumn(
             SCORES[a], _cut_score(a, value, F.col(f"_cuts_{a}"), bins, inclusive=False)
         )
-    out = joined.drop(*gcols, *(f"_cuts_{a}" for a in ("r", "f", "m")))
+    out = joined.drop(*gcols, *(f"_cuts_{a}" for a in AXES))
     info = ScoringInfo(
         method="quantile",
         bins=bins,
@@ -388,7 +452,7 @@ def score_thresholds(
     """
     lists = {"r": thresholds.recency, "f": thresholds.frequency, "m": thresholds.monetary}
     out = df
-    for a in ("r", "f", "m"):
+    for a in AXES:
         cuts = F.array(*[F.lit(float(c)) for c in lists[a]])
         out = out.withColumn(
             SCORES[a], _cut_score(a, F.col(MEASURES[a]).cast("double"), cuts, bins, inclusive=True)
@@ -401,11 +465,14 @@ def score_thresholds(
     return out, info
 
 
-def score(df: DataFrame, settings: ScoringSettings) -> tuple[DataFrame, ScoringInfo]:
+def score(
+    df: DataFrame, settings: ScoringSettings, *, rows: int | None = None
+) -> tuple[DataFrame, ScoringInfo]:
     """Score features with the configured method.
 
     Input columns: ``customer_id``, ``recency_days``, ``frequency``, ``monetary`` and the
     ``partition_by`` columns. Output: the input plus ``r_score``, ``f_score``, ``m_score``.
+    ``rows``: the row count of ``df`` when the caller knows it (saves the ntile method a count).
     """
     needed = [ID, *MEASURES.values(), *settings.partition_by]
     missing = [c for c in needed if c not in df.columns]
@@ -413,7 +480,11 @@ def score(df: DataFrame, settings: ScoringSettings) -> tuple[DataFrame, ScoringI
         raise MissingColumnsError("features for scoring", missing, df.columns)
     if settings.method == "ntile":
         return score_ntile(
-            df, bins=settings.bins, partition_by=settings.partition_by, ranges=settings.ranges
+            df,
+            bins=settings.bins,
+            partition_by=settings.partition_by,
+            ranges=settings.ranges,
+            rows=rows,
         )
     if settings.method == "quantile":
         return score_quantile(

@@ -197,9 +197,9 @@ def _row_key(df: DataFrame) -> Column:
 def deduplicate(rows: DataFrame) -> tuple[DataFrame, Observation]:
     """One row per distinct input row, with ``_copies``; the extra copies are observed.
 
-    The rows are shuffled once by customer and day; the grouping by the whole row and the daily
-    aggregates that follow reuse that partitioning, so exact-duplicate handling costs one wider
-    shuffle instead of an extra one.
+    The rows are shuffled once by customer: the grouping by the whole row, the daily aggregates
+    and the per-customer features that follow all group by keys that start with the customer,
+    so they reuse that partitioning and the whole feature computation has one shuffle.
 
     Returns:
         The distinct rows (canonical columns, ``order_date``, ``_copies``) and an observation
@@ -207,7 +207,7 @@ def deduplicate(rows: DataFrame) -> tuple[DataFrame, Observation]:
     """
     obs = Observation("duplicates")
     distinct = (
-        rows.repartition("customer_id", "order_date")
+        rows.repartition("customer_id")
         .groupBy("customer_id", "order_date", _row_key(rows).alias("_key"))
         .agg(
             F.first("order_id").alias("order_id"),
@@ -218,6 +218,15 @@ def deduplicate(rows: DataFrame) -> tuple[DataFrame, Observation]:
         .drop("_key")
     )
     return distinct.observe(obs, F.sum(F.col(COPIES) - 1).alias("duplicates")), obs
+
+
+def by_customer(rows: DataFrame) -> DataFrame:
+    """The canonical columns of ``rows``, shuffled once by customer (``validation.duplicates:
+    keep``): the daily aggregates and features reuse the partitioning, as after
+    :func:`deduplicate`."""
+    return rows.select("customer_id", "order_id", "order_ts", "amount", "order_date").repartition(
+        "customer_id"
+    )
 
 
 def quarantine_rows(

@@ -90,6 +90,30 @@ def test_scoring_plan_has_no_single_partition_exchange(spark: SparkSession) -> N
     assert "SinglePartition" in naive._jdf.queryExecution().executedPlan().toString()
 
 
+def test_exact_ntile_plans_all_axes_with_a_sample_and_one_range_count(
+    spark: SparkSession,
+) -> None:
+    """Planning costs the same few small jobs for any number of ranges and groups (one sample
+    and one range count for R, F and M together; the offsets are literals, not a joined
+    table), and the scores still equal Spark's ntile."""
+    rows = [
+        (f"c{i:03d}", i % 17, i % 5, Decimal(i % 11), ("DE", "FR", None)[i % 3]) for i in range(300)
+    ]
+    df = features(spark, rows).cache()
+    df.count()
+    sc = spark.sparkContext
+    sc.setJobGroup("ntile-planning", "planning of the exact ntile")
+    try:
+        ours, info = score_ntile(df, bins=5, partition_by=["country"], ranges=6, rows=300)
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    planning_jobs = sc.statusTracker().getJobIdsForGroup("ntile-planning")
+    assert 1 <= len(planning_jobs) <= 3
+    assert info.ranges == {"r": 6, "f": 6, "m": 6}
+    assert scores_of(ours) == scores_of(spark_ntile(df, 5, ["country"]))
+    df.unpersist()
+
+
 def test_exact_ntile_is_deterministic_across_samples(spark: SparkSession) -> None:
     df = features(spark, [(f"c{i:03d}", i % 3, i % 2, Decimal(i % 4), None) for i in range(200)])
     a, _ = score_ntile(df, bins=5, ranges=5, seed=1)

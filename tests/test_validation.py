@@ -423,3 +423,25 @@ def test_backfill_quarantines_once_and_each_snapshot_reconciles(
     a = DeltaTable(got.table_path).to_pandas()[cols].sort_values(cols[:2]).reset_index(drop=True)
     b = DeltaTable(clean.table_path).to_pandas()[cols].sort_values(cols[:2]).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("duplicates", ["quarantine", "keep"])
+def test_features_are_computed_with_one_shuffle(
+    spark: SparkSession, tmp_path: Path, duplicates: str
+) -> None:
+    """From the raw rows to the per-customer features there is one exchange, by customer: the
+    whole-row grouping, the daily aggregates and the features reuse its partitioning."""
+    from rfm_spark.features import daily_aggregates, rfm_features
+    from rfm_spark.pipeline import _valid_rows
+
+    path = _write_csv(tmp_path / "in.csv", _good_rows())
+    config = _config(tmp_path, path, **{"validation.duplicates": duplicates})
+    start = SNAPSHOT - dt.timedelta(days=365)
+    now = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
+    _, rows, _, _ = _valid_rows(spark, config, start=start, end=SNAPSHOT, now=now)
+    features = rfm_features(daily_aggregates(rows), snapshot_date=SNAPSHOT, lookback_days=365)
+    assert features.count() == 60
+    plan = features._jdf.queryExecution().executedPlan().toString()
+    exchanges = [line.strip() for line in plan.splitlines() if "Exchange" in line]
+    assert len(exchanges) == 1, plan
+    assert "hashpartitioning(customer_id" in exchanges[0], plan
