@@ -3,9 +3,11 @@ against the naive global-window ntile and the prototype in benchmarks/proto_scor
 ("cutkeys"), on the same cached features.
 
     .venv/bin/python benchmarks/scoring.py --size 30m --repeat 3
+    .venv/bin/python benchmarks/scoring.py --synthetic 8000000 --modes ours,naive --repeat 3
 
-For each master a child process builds the features once (cached, counted: not timed), then
-alternates the two scorers; each timed run scores all three axes and forces every row through a
+For each master a child process builds the features once (cached, counted: not timed): from
+the generated transactions, or with ``--synthetic N`` as N made-up customers (scoring at
+customer counts whose transactions would not fit here). It then alternates the scorers; each timed run scores all three axes and forces every row through a
 ``noop`` write. Before each repetition it waits until no ``pytest`` runs and records the load.
 The two scorers' outputs are compared per customer once per process. Speed-up = median under
 local[1] / median under local[2], from one script run. One JSON line per script run goes to
@@ -15,6 +17,7 @@ benchmarks/results/scoring.jsonl.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import statistics
 import subprocess
@@ -26,29 +29,54 @@ from typing import Any
 import common
 
 
-def worker(data: Path, master: str, repeat: int, smoke: bool) -> dict[str, Any]:
-    from pyspark import StorageLevel
+def synthetic_features(spark: Any, customers: int) -> Any:
+    """``customers`` feature rows made from ``spark.range`` (no transactions): skewed,
+    heavily tied measures like real ones (recency 1..365, frequency mostly 1-3, monetary with
+    cents), spread over the shuffle partitions. For scoring at customer counts whose
+    transactions would not fit this machine."""
     from pyspark.sql import functions as F
+
+    h = F.abs(F.xxhash64("id"))
+    return spark.range(customers, numPartitions=8).select(
+        F.format_string("C%010d", "id").alias("customer_id"),
+        (1 + h % 365).cast("int").alias("recency_days"),
+        (1 + F.floor(F.pow((h % 1000) / 1000.0, 4) * 40)).cast("bigint").alias("frequency"),
+        ((h % 5_000_000) / F.lit(100)).cast("decimal(18,2)").alias("monetary"),
+    )
+
+
+def worker(
+    data: Path | None, master: str, repeat: int, smoke: bool, synthetic: int, modes_arg: str
+) -> dict[str, Any]:
+    from pyspark import StorageLevel
     from reference import naive_scores
 
     from rfm_spark.config import Config, SparkSettings
-    from rfm_spark.features import daily_aggregates, rfm_features, with_reject_reason
+    from rfm_spark.features import daily_aggregates, rfm_features
     from rfm_spark.inputs import read_transactions
     from rfm_spark.scoring import score
     from rfm_spark.session import build_spark
+    from rfm_spark.validation import observe_rows
 
     spark = build_spark(SparkSettings(master=master, conf=common.SPARK_CONF), quiet=True)
     spark.sparkContext.setLogLevel("ERROR")
-    config = Config().with_overrides({"input.path": str(data / "transactions")})
-    tx = read_transactions(spark, config.input).transform(with_reject_reason)
-    valid = tx.filter(F.col("reject_reason").isNull()).drop("reject_reason")
-    features = rfm_features(
-        daily_aggregates(valid), snapshot_date=common.END_DATE, lookback_days=365
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+    config = Config().with_overrides({"input.path": str(data / "transactions") if data else "-"})
+    if synthetic:
+        features = synthetic_features(spark, synthetic)
+    else:
+        assert data is not None
+        start = common.END_DATE - dt.timedelta(days=365)
+        valid, _ = observe_rows(
+            read_transactions(spark, config.input), start=start, end=common.END_DATE
+        )
+        features = rfm_features(
+            daily_aggregates(valid), snapshot_date=common.END_DATE, lookback_days=365
+        )
+    features = features.persist(StorageLevel.MEMORY_AND_DISK)
     customers = features.count()
 
     def ours() -> Any:
-        scored, info = score(features, config.scoring)
+        scored, info = score(features, config.scoring, rows=customers)
         return scored, dict(info.ranges)
 
     def naive() -> Any:
@@ -64,10 +92,12 @@ def worker(data: Path, master: str, repeat: int, smoke: bool) -> dict[str, Any]:
     b, _ = naive()
     cols = ["customer_id", "r_score", "f_score", "m_score"]
     mismatched = a.select(*cols).exceptAll(b.select(*cols)).count()
-    c, _ = cutkeys()
-    mismatched_cutkeys = c.select(*cols).exceptAll(b.select(*cols)).count()
-
-    modes = {"ours": ours, "naive": naive, "cutkeys": cutkeys}
+    all_modes = {"ours": ours, "naive": naive, "cutkeys": cutkeys}
+    modes = {m: all_modes[m] for m in modes_arg.split(",")}
+    mismatched_cutkeys = None
+    if "cutkeys" in modes:
+        c, _ = cutkeys()
+        mismatched_cutkeys = c.select(*cols).exceptAll(b.select(*cols)).count()
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
     for i in range(repeat):
         for mode in modes if i % 2 == 0 else list(reversed(modes)):
@@ -106,6 +136,10 @@ def main() -> None:
     )
     p.add_argument("--size", choices=sorted(common.SIZES), default="30m")
     p.add_argument("--customers", type=int, help="overrides --size")
+    p.add_argument(
+        "--synthetic", type=int, default=0, help="score N synthetic customers (no transactions)"
+    )
+    p.add_argument("--modes", default="ours,naive,cutkeys")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--masters", default="local[2],local[1]")
     p.add_argument("--note", default="")
@@ -115,15 +149,17 @@ def main() -> None:
     args = p.parse_args()
 
     if args.worker:
-        rec = worker(Path(args.data), args.worker, args.repeat, args.smoke)
+        data = Path(args.data) if args.data else None
+        rec = worker(data, args.worker, args.repeat, args.smoke, args.synthetic, args.modes)
         print(json.dumps(rec), flush=True)
         return
 
     customers = args.customers or common.SIZES[args.size]
-    data = common.ensure_data(customers)
+    data = None if args.synthetic else common.ensure_data(customers)
     per_master: dict[str, Any] = {}
     for master in args.masters.split(","):
-        cmd = [sys.executable, __file__, "--worker", master, "--data", str(data)]
+        cmd = [sys.executable, __file__, "--worker", master, "--modes", args.modes]
+        cmd += ["--data", str(data)] if data else ["--synthetic", str(args.synthetic)]
         cmd += ["--repeat", str(args.repeat)] + (["--smoke"] if args.smoke else [])
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
         if proc.returncode != 0:
@@ -133,15 +169,16 @@ def main() -> None:
     speedup = {}
     if "local[1]" in med and "local[2]" in med:
         speedup = {mode: med["local[1]"][mode] / med["local[2]"][mode] for mode in med["local[1]"]}
-    naive_over_ours = {m: v["naive"] / v["ours"] for m, v in med.items()}
-    ours_over_cutkeys = {m: v["ours"] / v["cutkeys"] for m, v in med.items()}
+    naive_over_ours = {m: v["naive"] / v["ours"] for m, v in med.items() if "naive" in v}
+    ours_over_cutkeys = {m: v["ours"] / v["cutkeys"] for m, v in med.items() if "cutkeys" in v}
     record = {
         "date": common.now(),
         **common.machine(),
         "script": "scoring.py",
         "spark_conf": common.SPARK_CONF,
-        "size": args.size if not args.customers else None,
-        "customers_generated": customers,
+        "size": None if args.customers or args.synthetic else args.size,
+        "customers_generated": None if args.synthetic else customers,
+        "synthetic_customers": args.synthetic or None,
         "per_master": per_master,
         "median_s": med,
         "speedup_local1_to_local2": speedup,

@@ -445,3 +445,26 @@ def test_features_are_computed_with_one_shuffle(
     exchanges = [line.strip() for line in plan.splitlines() if "Exchange" in line]
     assert len(exchanges) == 1, plan
     assert "hashpartitioning(customer_id" in exchanges[0], plan
+
+
+def test_rows_differing_only_in_where_a_null_is_are_not_copies(spark: SparkSession) -> None:
+    """Spark's row hashes skip null fields, so ``(null, "1")`` and ``("1", null)`` would hash
+    alike; the fingerprint also sees which fields are null. True copies are still found."""
+    from rfm_spark.validation import deduplicate
+
+    ts = dt.datetime(2026, 10, 1, 10, 0)
+    rows = [
+        ("7", "O1", ts, "10.00", None, "1"),
+        ("7", "O1", ts, "10.00", "1", None),
+        ("7", "O1", ts, "10.00", "1", None),  # a copy of the row above
+        ("7", "O1", ts, "10.00", None, None),
+    ]
+    raw = spark.createDataFrame(
+        rows,
+        "customer_id string, order_id string, order_ts timestamp, amount string, a string, b string",
+    )
+    validated = validate(raw, InputSettings(path="-"), now=dt.datetime.now(dt.timezone.utc))
+    distinct, obs = deduplicate(validated.drop("reject_reason"))
+    copies = sorted(r["_copies"] for r in distinct.collect())
+    assert copies == [1, 1, 2]
+    assert obs.get["duplicates"] == 1
