@@ -52,7 +52,7 @@ package: install ## Build the wheel and dist/rfm_spark.zip for spark-submit --py
 bench: install ## Benchmarks: peers at 10M and 30M rows, scoring scaling, backfill (about 1.5 h)
 	$(BIN)/python benchmarks/peers.py --size 10m --repeat 3
 	$(BIN)/python benchmarks/peers.py --size 30m --repeat 3
-	$(BIN)/python benchmarks/scoring.py --size 30m --repeat 3
+	$(BIN)/python benchmarks/scoring.py --synthetic 4000000 --modes ours,naive --repeat 3
 	$(BIN)/python benchmarks/backfill.py --customers 20000 --days 730 --snapshots 14 --repeat 3
 
 clean: ## Remove the venv, build output, demo data and the local warehouse

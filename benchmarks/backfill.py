@@ -3,7 +3,8 @@ run on the same data.
 
     .venv/bin/python benchmarks/backfill.py --customers 20000 --days 730 --snapshots 14 --repeat 3
 
-Generates the data once (cached under benchmarks/.data), then alternates the two ways of building
+Generates the data once (cached under benchmarks/.data), waits before each repetition until no
+pytest runs on the machine, then alternates the two ways of building
 the same snapshots into fresh warehouses, and prints the median wall time of each and their ratio.
 Results are appended as a JSON line to benchmarks/results/backfill.jsonl.
 """
@@ -18,16 +19,14 @@ import shutil
 import statistics
 import tempfile
 import time
-from pathlib import Path
+
+import common  # first: it decides which rfm_spark is imported (RFM_BENCH_CODE)
 
 from rfm_spark import __version__
 from rfm_spark.config import Config, SparkSettings
-from rfm_spark.datagen import generate
 from rfm_spark.pipeline import run_backfill, run_segment, snapshot_dates
 from rfm_spark.progress import Progress
 from rfm_spark.session import build_spark
-
-HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
@@ -41,6 +40,7 @@ def main() -> None:
     p.add_argument("--master", default="local[2]")
     args = p.parse_args()
 
+    data = common.ensure_data(args.customers, args.days)
     spark = build_spark(
         SparkSettings(
             master=args.master,
@@ -53,10 +53,7 @@ def main() -> None:
         quiet=True,
     )
     spark.sparkContext.setLogLevel("ERROR")
-    end = dt.date(2026, 11, 23)
-    data = HERE / ".data" / f"c{args.customers}-d{args.days}"
-    if not (data / "transactions").exists():
-        generate(spark, str(data), customers=args.customers, days=args.days, end_date=end, seed=42)
+    end = common.END_DATE
     dates = snapshot_dates(end - dt.timedelta(days=args.snapshots - 1), end)
     quiet = Progress("bench", quiet=True)
 
@@ -69,6 +66,7 @@ def main() -> None:
     modes = ("backfill", "separate", "one_snapshot")
     for i in range(args.repeat):
         for mode in modes if i % 2 == 0 else tuple(reversed(modes)):
+            common.wait_quiet()
             wh = tempfile.mkdtemp(prefix=f"bench-{mode}-")
             t0 = time.perf_counter()
             if mode == "backfill":
@@ -85,6 +83,7 @@ def main() -> None:
     record = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "rfm_spark": __version__,
+        "rfm_spark_code": common.machine()["rfm_spark_code"],
         "spark": spark.version,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
@@ -98,7 +97,7 @@ def main() -> None:
         "ratio_separate_over_backfill": med["separate"] / med["backfill"],
         "ratio_backfill_over_one_snapshot": med["backfill"] / med["one_snapshot"],
     }
-    out = HERE / "results" / "backfill.jsonl"
+    out = common.RESULTS / "backfill.jsonl"
     out.parent.mkdir(exist_ok=True)
     with out.open("a") as f:
         f.write(json.dumps(record) + "\n")

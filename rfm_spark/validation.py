@@ -195,13 +195,23 @@ def _row_key(df: DataFrame) -> Column:
 
 
 def _row_fingerprint(df: DataFrame) -> list[Column]:
-    """Two hashes of the original row (xxhash64 and murmur3: 96 bits) that also see which fields
-    are null (Spark's hashes skip nulls, so ``(null, 1)`` and ``(1, null)`` would hash alike)."""
+    """Two hashes of the original row's fields (xxhash64 and murmur3: 96 bits), which also see
+    which fields are null (Spark's hashes skip nulls, so ``(null, 1)`` and ``(1, null)`` would
+    hash alike). The fields are hashed as they are (maps as JSON text, since maps cannot be
+    hashed): no struct or array is built per row."""
     row_type = df.schema[ROW].dataType
     assert isinstance(row_type, T.StructType)
-    nulls = F.array(*[F.col(ROW).getField(f).isNull() for f in row_type.fieldNames()])
-    key = _row_key(df)
-    return [F.xxhash64(key, nulls).alias("_h1"), F.hash(key, nulls).alias("_h2")]
+    values, masks = [], []
+    for i, f in enumerate(row_type.fields):
+        value = F.col(ROW).getField(f.name)
+        values.append(F.to_json(value) if "map<" in f.dataType.simpleString() else value)
+        bit = F.when(value.isNull(), F.lit(1 << (i % 62))).otherwise(F.lit(0))
+        if i % 62 == 0:
+            masks.append(bit)
+        else:
+            masks[-1] = masks[-1] + bit
+    key = [*values, *masks]
+    return [F.xxhash64(*key).alias("_h1"), F.hash(*key).alias("_h2")]
 
 
 def deduplicate(rows: DataFrame) -> tuple[DataFrame, Observation]:
