@@ -25,6 +25,7 @@ then taken per group.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -44,6 +45,8 @@ SCORES = {"r": "r_score", "f": "f_score", "m": "m_score"}
 DESCENDING = {"r": True, "f": False, "m": False}
 AXES = ("r", "f", "m")
 ID = "customer_id"
+# columns the exact ntile adds while it works (plus _g0, _g1, ... for the groups)
+_WORK_COLUMNS = frozenset({"_key_r", "_key_f", "_key_m", "_rid", "_at", "_pos"})
 SAMPLE_PER_RANGE = 40
 ROWS_PER_RANGE = 2_000_000
 MAX_RANGES = 20_000
@@ -151,7 +154,7 @@ def sql_literal(value: Any, dtype: T.DataType) -> str:
     if isinstance(dtype, T.BooleanType):
         return "TRUE" if value else "FALSE"
     if isinstance(dtype, (T.ByteType, T.ShortType, T.IntegerType, T.LongType)):
-        return f"CAST({int(value)}L AS {dtype.simpleString()})"
+        return f"CAST({int(value)} AS {dtype.simpleString()})"
     if isinstance(dtype, T.DecimalType):
         return f"CAST({format(Decimal(value), 'f')}BD AS {dtype.simpleString()})"
     if isinstance(dtype, (T.FloatType, T.DoubleType)):
@@ -177,12 +180,11 @@ def _at_or_after(cols: Sequence[str], types: Sequence[T.DataType], bound: Sequen
     return F.expr(_at_or_after_sql(cols, types, bound))
 
 
-def _range_index(
+def _range_index_sql(
     cols: Sequence[str], types: Sequence[T.DataType], bounds: Sequence[Sequence[Any]]
-) -> Column:
-    """Index of the range a row falls in: the number of boundaries <= its key, as a binary
-    search in nested ``CASE WHEN``. Built as SQL text and parsed once: hundreds of boundaries
-    cost milliseconds, where building the same tree call by call from Python took seconds."""
+) -> str:
+    """SQL for the index of the range a row falls in: the number of boundaries <= its key, as a
+    binary search in nested ``CASE WHEN``."""
 
     def search(lo: int, hi: int) -> str:  # answer in [lo, hi]
         if lo == hi:
@@ -193,14 +195,25 @@ def _range_index(
             f"THEN {search(mid + 1, hi)} ELSE {search(lo, mid)} END"
         )
 
-    return F.expr(f"CAST({search(0, len(bounds))} AS INT)")
+    return f"CAST({search(0, len(bounds))} AS INT)"
+
+
+def _range_index(
+    cols: Sequence[str], types: Sequence[T.DataType], bounds: Sequence[Sequence[Any]]
+) -> Column:
+    """The range index of :func:`_range_index_sql` as a column. Built as SQL text and parsed
+    once: hundreds of boundaries cost milliseconds, where building the same tree call by call
+    through Py4J took seconds."""
+    return F.expr(_range_index_sql(cols, types, bounds))
 
 
 def _pick_boundaries(keys: list[tuple[Any, ...]], ranges: int) -> list[tuple[Any, ...]]:
     """``ranges - 1`` evenly spaced keys of a sample (distinct, ascending)."""
     if ranges <= 1 or not keys:
         return []
-    keys = sorted(keys)  # unique (customer_id is part of them); Python orders them as Spark does
+    # unique (customer_id is part of them); Python orders text, integers, decimals and dates as
+    # Spark does (measures are never null or NaN: see score_ntile)
+    keys = sorted(keys)
     step = len(keys) / ranges
     return sorted({keys[min(len(keys) - 1, int(i * step))] for i in range(1, ranges)})
 
@@ -212,14 +225,16 @@ def auto_ranges(total: int, parallelism: int) -> int:
 
 @dataclass(frozen=True)
 class _RangePlan:
-    """How one axis is ranked: its range boundaries, and per (group, range) the rows before
-    that range in its group (``offset``) and the rows of the group (``n``)."""
+    """How one axis is ranked: its range boundaries, the groups present (sorted), and per
+    (group, range) the rows before that range in its group and the rows of the group, as one
+    dense list: entry ``group_index * ranges + range`` is ``(offset, n)``."""
 
     axis: str
     key_cols: list[str]
     key_types: list[T.DataType]
     bounds: list[tuple[Any, ...]]
-    offsets: dict[tuple[Any, ...], tuple[int, int]]
+    groups: list[tuple[Any, ...]]
+    offsets: list[tuple[int, int]]
 
     def rid(self) -> Column:
         return _range_index(self.key_cols, self.key_types, self.bounds)
@@ -254,42 +269,36 @@ def _plan_ranges(
         .count()
         .collect()
     )
-    # a few thousand (axis, group, range) rows at most: the driver computes the offsets
-    per_group: dict[str, dict[tuple[Any, ...], list[tuple[int, int]]]] = {a: {} for a in AXES}
+    # (axis, group, range) -> rows: a few thousand at most, the driver computes the offsets
+    per_range: dict[str, dict[tuple[Any, ...], dict[int, int]]] = {a: {} for a in AXES}
     for row in counts:
         g = tuple(row[c] for c in gcols)
-        per_group[row["axis"]].setdefault(g, []).append((row["rid"], row["count"]))
+        per_range[row["axis"]].setdefault(g, {})[row["rid"]] = row["count"]
     plans = []
     for a in AXES:
-        offsets: dict[tuple[Any, ...], tuple[int, int]] = {}
-        for g, items in per_group[a].items():
-            n_group, running = sum(c for _, c in items), 0
-            for rid, c in sorted(items):
-                key = (*g, rid)
-                offsets[key] = (running, n_group)
-                running += c
-        plans.append(_RangePlan(a, cols[a], types[a], bounds[a], offsets))
+        present = sorted(per_range[a])  # group texts: Python's order is Spark's (code points)
+        offsets: list[tuple[int, int]] = []
+        for g in present:
+            n_group, running = sum(per_range[a][g].values()), 0
+            for rid in range(len(bounds[a]) + 1):  # empty ranges too: the list stays dense
+                offsets.append((running, n_group))
+                running += per_range[a][g].get(rid, 0)
+        plans.append(_RangePlan(a, cols[a], types[a], bounds[a], present, offsets))
     return plans
 
 
 def _offset_lookup(plan: _RangePlan, gcols: Sequence[str]) -> Column:
-    """``struct(offset, n)`` of the row's (group, range), looked up in a literal map keyed by
-    ``struct(g0.., rid)`` (one constant: no join, no broadcast job)."""
+    """``struct(offset, n)`` of the row's (group, range) from a literal array (one constant: no
+    join, no broadcast job). The group's index is a binary search over the sorted groups, like
+    the range's, so a lookup costs O(log groups) whatever the number of entries."""
     if not plan.offsets:  # no rows at all
         return F.expr("named_struct('offset', 0L, 'n', 0L)")
-
-    def key(groups: Sequence[str], rid: str) -> str:
-        fields = [f"'g{i}', {g}" for i, g in enumerate(groups)] + [f"'rid', {rid}"]
-        return "named_struct(" + ", ".join(fields) + ")"
-
-    string = T.StringType()
-    entries = ", ".join(
-        key([sql_literal(v, string) for v in k[:-1]], str(int(k[-1])))
-        + f", named_struct('offset', {offset}L, 'n', {n}L)"
-        for k, (offset, n) in plan.offsets.items()
-    )
-    row_key = key([quote_identifier(c) for c in gcols], quote_identifier("_rid"))
-    return F.expr(f"element_at(map({entries}), {row_key})")
+    entries = ", ".join(f"named_struct('offset', {o}L, 'n', {n}L)" for o, n in plan.offsets)
+    index = f"{quote_identifier('_rid')} + 1"
+    if gcols:  # the group's index, then its block of (ranges) entries
+        group = _range_index_sql(gcols, [T.StringType()] * len(gcols), plan.groups[1:])
+        index += f" + {len(plan.bounds) + 1} * {group}"
+    return F.expr(f"element_at(array({entries}), {index})")
 
 
 def _apply_axis(df: DataFrame, plan: _RangePlan, *, groups: Sequence[str], bins: int) -> DataFrame:
@@ -326,9 +335,16 @@ def score_ntile(
     window per axis.
 
     Input columns: ``customer_id`` (unique within a group), ``recency_days``, ``frequency``,
-    ``monetary`` and the ``partition_by`` columns (nulls form their own group).
+    ``monetary`` (never null or NaN, as the features are) and the ``partition_by`` columns
+    (nulls form their own group).
     """
     groups = list(partition_by)
+    taken = [c for c in df.columns if c in _WORK_COLUMNS or re.fullmatch(r"_g\d+", c)]
+    if taken:
+        raise ConfigError(
+            f"columns {taken} of the features collide with the working columns of the exact "
+            f"ntile ({', '.join(sorted(_WORK_COLUMNS))}, _g0, _g1, ...); rename them first"
+        )
     total = df.count() if rows is None else rows
     n_ranges = ranges or auto_ranges(total, df.sparkSession.sparkContext.defaultParallelism)
     keyed = _with_sort_keys(df, groups)

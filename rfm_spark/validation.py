@@ -197,14 +197,17 @@ def _row_key(df: DataFrame) -> Column:
 def _row_fingerprint(df: DataFrame) -> list[Column]:
     """Two hashes of the original row's fields (xxhash64 and murmur3: 96 bits), which also see
     which fields are null (Spark's hashes skip nulls, so ``(null, 1)`` and ``(1, null)`` would
-    hash alike). The fields are hashed as they are (maps as JSON text, since maps cannot be
-    hashed): no struct or array is built per row."""
+    hash alike). Plain fields are hashed as they are, nested ones (structs, arrays, maps) as
+    their JSON text; no struct or array is built per row for the flat fields."""
     row_type = df.schema[ROW].dataType
     assert isinstance(row_type, T.StructType)
     values, masks = [], []
     for i, f in enumerate(row_type.fields):
         value = F.col(ROW).getField(f.name)
-        values.append(F.to_json(value) if "map<" in f.dataType.simpleString() else value)
+        nested = isinstance(f.dataType, (T.StructType, T.ArrayType, T.MapType))
+        # nested values as JSON text: the hashes skip nulls inside arrays and structs too, and
+        # maps cannot be hashed at all
+        values.append(F.to_json(value) if nested else value)
         bit = F.when(value.isNull(), F.lit(1 << (i % 62))).otherwise(F.lit(0))
         if i % 62 == 0:
             masks.append(bit)

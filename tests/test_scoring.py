@@ -11,7 +11,14 @@ from pyspark.sql import Window as W
 from pyspark.sql import functions as F
 
 from rfm_spark.config import ScoringSettings, Thresholds
-from rfm_spark.scoring import ntile_bucket, score, score_ntile, score_quantile, score_thresholds
+from rfm_spark.scoring import (
+    ntile_bucket,
+    score,
+    score_ntile,
+    score_quantile,
+    score_thresholds,
+    sql_literal,
+)
 
 SCHEMA = (
     "customer_id string, recency_days int, frequency bigint, monetary decimal(18,2), country string"
@@ -112,6 +119,55 @@ def test_exact_ntile_plans_all_axes_with_a_sample_and_one_range_count(
     assert info.ranges == {"r": 6, "f": 6, "m": 6}
     assert scores_of(ours) == scores_of(spark_ntile(df, 5, ["country"]))
     df.unpersist()
+
+
+def test_sql_literals_round_trip_every_key_type(spark: SparkSession) -> None:
+    """The literals the range lookup is written with come back as the same typed values, and
+    text that looks like SQL stays text."""
+    import datetime as dt
+
+    from pyspark.sql import types as T
+
+    cases = [
+        ("it's'); DROP TABLE x; --", T.StringType()),
+        ('\\ " ` \u00e9 \U0001f600 \n', T.StringType()),
+        ("", T.StringType()),
+        (-(2**63), T.LongType()),
+        (-7, T.IntegerType()),
+        (Decimal("-12345678901234.56"), T.DecimalType(18, 2)),
+        (Decimal("0.10"), T.DecimalType(18, 2)),
+        (-0.1, T.DoubleType()),
+        (float("inf"), T.DoubleType()),
+        (float("-inf"), T.DoubleType()),
+        (-3, T.ShortType()),
+        (5, T.ByteType()),
+        (True, T.BooleanType()),
+        (dt.date(2026, 2, 28), T.DateType()),
+        (None, T.LongType()),
+    ]
+    row = (
+        spark.range(1)
+        .select(*[F.expr(sql_literal(v, t)).alias(f"c{i}") for i, (v, t) in enumerate(cases)])
+        .first()
+    )
+    assert row is not None
+    assert [row[f"c{i}"] for i in range(len(cases))] == [v for v, _ in cases]
+    got_types = (
+        spark.range(1)
+        .select(*[F.expr(sql_literal(v, t)).alias(f"c{i}") for i, (v, t) in enumerate(cases)])
+        .schema
+    )
+    assert [f.dataType for f in got_types.fields] == [t for _, t in cases]
+    with pytest.raises(TypeError, match="cannot rank"):
+        sql_literal([1], T.ArrayType(T.IntegerType()))
+
+
+def test_exact_ntile_refuses_features_with_its_working_column_names(spark: SparkSession) -> None:
+    from rfm_spark.errors import ConfigError
+
+    df = features(spark, [("c1", 1, 1, Decimal(1), "DE")]).withColumn("_key_r", F.lit(0))
+    with pytest.raises(ConfigError, match="_key_r"):
+        score_ntile(df, bins=5)
 
 
 def test_exact_ntile_is_deterministic_across_samples(spark: SparkSession) -> None:

@@ -454,17 +454,20 @@ def test_rows_differing_only_in_where_a_null_is_are_not_copies(spark: SparkSessi
 
     ts = dt.datetime(2026, 10, 1, 10, 0)
     rows = [
-        ("7", "O1", ts, "10.00", None, "1"),
-        ("7", "O1", ts, "10.00", "1", None),
-        ("7", "O1", ts, "10.00", "1", None),  # a copy of the row above
-        ("7", "O1", ts, "10.00", None, None),
+        ("7", "O1", ts, "10.00", None, "1", ["x"]),
+        ("7", "O1", ts, "10.00", "1", None, ["x"]),
+        ("7", "O1", ts, "10.00", "1", None, ["x"]),  # a copy of the row above
+        ("7", "O1", ts, "10.00", None, None, ["x"]),
+        ("7", "O1", ts, "10.00", None, None, [None, "x"]),  # nulls inside arrays count too
+        ("7", "O1", ts, "10.00", None, None, ["x", None]),
     ]
     raw = spark.createDataFrame(
         rows,
-        "customer_id string, order_id string, order_ts timestamp, amount string, a string, b string",
+        "customer_id string, order_id string, order_ts timestamp, amount string, a string, "
+        "b string, tags array<string>",
     )
     validated = validate(raw, InputSettings(path="-"), now=dt.datetime.now(dt.timezone.utc))
     distinct, obs = deduplicate(validated.drop("reject_reason"))
     copies = sorted(r["_copies"] for r in distinct.collect())
-    assert copies == [1, 1, 2]
+    assert copies == [1, 1, 1, 1, 2]
     assert obs.get["duplicates"] == 1
