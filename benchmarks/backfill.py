@@ -97,10 +97,7 @@ def main() -> None:
         "ratio_separate_over_backfill": med["separate"] / med["backfill"],
         "ratio_backfill_over_one_snapshot": med["backfill"] / med["one_snapshot"],
     }
-    out = common.RESULTS / "backfill.jsonl"
-    out.parent.mkdir(exist_ok=True)
-    with out.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+    common.append_result("backfill.jsonl", record)
     print(json.dumps(record, indent=2))
 
 

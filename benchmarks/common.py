@@ -3,7 +3,9 @@ machine facts and the cached generated data."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import json
 import os
 import platform
 import subprocess
@@ -177,3 +179,37 @@ def machine() -> dict[str, Any]:
 
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def parser(doc: str | None, default_size: str) -> argparse.ArgumentParser:
+    """The options every benchmark script shares: ``--size``/``--customers`` (the data set)
+    and ``--note``; each script adds its own."""
+    p = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--size", choices=sorted(SIZES), default=default_size)
+    p.add_argument("--customers", type=int, help="overrides --size")
+    p.add_argument("--note", default="", help="free text recorded with the results")
+    return p
+
+
+def header(script: str) -> dict[str, Any]:
+    """The start of every results record: when, on what machine and versions, by which script."""
+    return {"date": now(), **machine(), "script": script}
+
+
+def append_result(name: str, record: dict[str, Any]) -> None:
+    """Append one JSON line to ``benchmarks/results/<name>``."""
+    RESULTS.mkdir(exist_ok=True)
+    with (RESULTS / name).open("a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def run_worker(args: list[str], what: str) -> dict[str, Any]:
+    """Run ``python <args>`` (a script's ``--worker`` mode) in a fresh process and return the
+    JSON record it prints last; its progress on stderr passes through."""
+    proc = subprocess.run([sys.executable, *args], stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed (exit {proc.returncode})")
+    record: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return record

@@ -29,8 +29,6 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -174,28 +172,9 @@ def run_one(
         shutil.rmtree(out) if out.is_dir() else out.unlink()
     waited = 0.0 if smoke else common.wait_quiet()
     load = common.load1()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--worker",
-            engine,
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-            "--master",
-            master,
-            "--threads",
-            str(threads),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        print(proc.stderr[-3000:], file=sys.stderr)
-        raise SystemExit(f"{engine} failed (exit {proc.returncode})")
-    rec = json.loads(proc.stdout.strip().splitlines()[-1])
+    worker_args = ["--worker", engine, "--data", str(data), "--out", str(out)]
+    worker_args += ["--master", master, "--threads", str(threads)]
+    rec = common.run_worker([__file__, *worker_args], engine)
     rec["load1_start"] = load
     rec["waited_for_pytest_s"] = waited
     rec["pytest_ran_meanwhile"] = common.pytest_running()
@@ -203,16 +182,11 @@ def run_one(
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--size", choices=sorted(common.SIZES), default="10m")
-    p.add_argument("--customers", type=int, help="overrides --size")
+    p = common.parser(__doc__, default_size="10m")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--engines", default=",".join(ENGINES))
     p.add_argument("--master", default="local[2]")
     p.add_argument("--threads", type=int, default=2, help="DuckDB threads")
-    p.add_argument("--note", default="", help="free text recorded with the results")
     p.add_argument("--smoke", action="store_true", help="no pytest gate, nothing recorded")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
@@ -250,9 +224,10 @@ def main() -> None:
             rec = run_one(engine, data, out, args.master, args.threads, smoke=args.smoke)
             runs[engine].append(rec)
             if not args.smoke:  # every finished run at once, so that an interrupted script
-                common.RESULTS.mkdir(exist_ok=True)  # run still leaves its measurements
-                with (common.RESULTS / "peers_runs.jsonl").open("a") as f:
-                    f.write(json.dumps({"script_run": started, "rows": rows, **rec}) + "\n")
+                # run still leaves its measurements
+                common.append_result(
+                    "peers_runs.jsonl", {"script_run": started, "rows": rows, **rec}
+                )
             print(
                 f"run {i + 1} {engine}: {rec['seconds']:.1f} s, "
                 f"peak {rec['memory']['total_mb']:.0f} MiB, load {rec['load1_start']:.2f}",
@@ -266,9 +241,7 @@ def main() -> None:
         ratios["rfm_spark_over_spark_floor"] = med["rfm_spark"] / med["spark_floor"]
     checks = compare(outs)
     record = {
-        "date": common.now(),
-        **common.machine(),
-        "script": "peers.py",
+        **common.header("peers.py"),
         "master": args.master,
         "spark_conf": common.SPARK_CONF,
         "duckdb_threads": args.threads,
@@ -286,9 +259,7 @@ def main() -> None:
         "note": args.note,
     }
     if not args.smoke:
-        common.RESULTS.mkdir(exist_ok=True)
-        with (common.RESULTS / "peers.jsonl").open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        common.append_result("peers.jsonl", record)
     print(json.dumps({k: record[k] for k in ("median_s", "peak_memory_mb", "ratios")}, indent=2))
     print(json.dumps(checks, indent=2))
 

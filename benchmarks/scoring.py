@@ -20,7 +20,6 @@ import argparse
 import datetime as dt
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -131,18 +130,13 @@ def worker(
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--size", choices=sorted(common.SIZES), default="30m")
-    p.add_argument("--customers", type=int, help="overrides --size")
+    p = common.parser(__doc__, default_size="30m")
     p.add_argument(
         "--synthetic", type=int, default=0, help="score N synthetic customers (no transactions)"
     )
     p.add_argument("--modes", default="ours,naive,cutkeys")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--masters", default="local[2],local[1]")
-    p.add_argument("--note", default="")
     p.add_argument("--smoke", action="store_true", help="no pytest gate, nothing recorded")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
@@ -158,13 +152,10 @@ def main() -> None:
     data = None if args.synthetic else common.ensure_data(customers)
     per_master: dict[str, Any] = {}
     for master in args.masters.split(","):
-        cmd = [sys.executable, __file__, "--worker", master, "--modes", args.modes]
+        cmd = [__file__, "--worker", master, "--modes", args.modes]
         cmd += ["--data", str(data)] if data else ["--synthetic", str(args.synthetic)]
         cmd += ["--repeat", str(args.repeat)] + (["--smoke"] if args.smoke else [])
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"worker {master} failed (exit {proc.returncode})")
-        per_master[master] = json.loads(proc.stdout.strip().splitlines()[-1])
+        per_master[master] = common.run_worker(cmd, f"worker {master}")
     med = {m: r["median_s"] for m, r in per_master.items()}
     speedup = {}
     if "local[1]" in med and "local[2]" in med:
@@ -172,9 +163,7 @@ def main() -> None:
     naive_over_ours = {m: v["naive"] / v["ours"] for m, v in med.items() if "naive" in v}
     ours_over_cutkeys = {m: v["ours"] / v["cutkeys"] for m, v in med.items() if "cutkeys" in v}
     record = {
-        "date": common.now(),
-        **common.machine(),
-        "script": "scoring.py",
+        **common.header("scoring.py"),
         "spark_conf": common.SPARK_CONF,
         "size": None if args.customers or args.synthetic else args.size,
         "customers_generated": None if args.synthetic else customers,
@@ -187,9 +176,7 @@ def main() -> None:
         "note": args.note,
     }
     if not args.smoke:
-        common.RESULTS.mkdir(exist_ok=True)
-        with (common.RESULTS / "scoring.jsonl").open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        common.append_result("scoring.jsonl", record)
     print(json.dumps({k: record[k] for k in ("median_s", "speedup_local1_to_local2")}, indent=2))
     print(json.dumps({m: r["scores_mismatched_rows"] for m, r in per_master.items()}))
     print(json.dumps({m: r["cutkeys_mismatched_rows"] for m, r in per_master.items()}))

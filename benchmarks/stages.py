@@ -11,7 +11,6 @@ benchmarks/results/stages.jsonl. Not a timing benchmark (single run, event log o
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import time
@@ -73,15 +72,10 @@ def parse_event_log(paths: list[Path]) -> dict[str, Any]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--size", choices=sorted(common.SIZES), default="10m")
-    p.add_argument("--customers", type=int, help="overrides --size")
+    p = common.parser(__doc__, default_size="10m")
     p.add_argument("--engine", choices=("rfm_spark", "naive", "spark_floor"), default="rfm_spark")
     p.add_argument("--master", default="local[2]")
     p.add_argument("--conf", action="append", default=[], help="extra key=value Spark conf")
-    p.add_argument("--note", default="")
     args = p.parse_args()
 
     from rfm_spark.config import Config, SparkSettings
@@ -130,9 +124,7 @@ def main() -> None:
     log = sorted(f for f in logs.rglob("*") if f.is_file() and "appstatus" not in f.name)
     prof = parse_event_log(log)
     rec = {
-        "date": common.now(),
-        **common.machine(),
-        "script": "stages.py",
+        **common.header("stages.py"),
         "engine": args.engine,
         "master": args.master,
         "conf": {k: v for k, v in conf.items() if not k.startswith("spark.eventLog")},
@@ -143,9 +135,7 @@ def main() -> None:
         **prof,
         "note": args.note,
     }
-    common.RESULTS.mkdir(exist_ok=True)
-    with (common.RESULTS / "stages.jsonl").open("a") as f:
-        f.write(json.dumps(rec) + "\n")
+    common.append_result("stages.jsonl", rec)
     print(f"{args.engine}: {seconds:.1f} s; steps {steps}")
     for j in prof["jobs"]:
         print(f"job {j['job']:>3} {j.get('s', 0):7.2f} s  stages {j['stages']}  {j['what'][:70]}")
