@@ -1,5 +1,6 @@
-"""Backfill of N daily snapshots against N separate `segment` runs (and one snapshot), in one
-run on the same data.
+"""Backfill of N daily snapshots (one commit per date, and all in one commit as with
+`--single-commit`) against N separate `segment` runs and one snapshot, in one run on the same
+data.
 
     .venv/bin/python benchmarks/backfill.py --customers 20000 --days 730 --snapshots 14 --repeat 3
 
@@ -62,8 +63,8 @@ def main() -> None:
             {"warehouse": warehouse, "input.path": str(data / "transactions")}
         )
 
-    times: dict[str, list[float]] = {"backfill": [], "separate": [], "one_snapshot": []}
-    modes = ("backfill", "separate", "one_snapshot")
+    modes = ("backfill", "backfill_single", "separate", "one_snapshot")
+    times: dict[str, list[float]] = {m: [] for m in modes}
     for i in range(args.repeat):
         for mode in modes if i % 2 == 0 else tuple(reversed(modes)):
             common.wait_quiet()
@@ -71,6 +72,8 @@ def main() -> None:
             t0 = time.perf_counter()
             if mode == "backfill":
                 run_backfill(spark, config(wh), dates, progress=quiet)
+            elif mode == "backfill_single":
+                run_backfill(spark, config(wh), dates, single_commit=True, progress=quiet)
             elif mode == "one_snapshot":
                 run_segment(spark, config(wh), dates[-1], progress=quiet)
             else:
@@ -96,6 +99,7 @@ def main() -> None:
         "median_s": med,
         "ratio_separate_over_backfill": med["separate"] / med["backfill"],
         "ratio_backfill_over_one_snapshot": med["backfill"] / med["one_snapshot"],
+        "ratio_backfill_single_over_one_snapshot": med["backfill_single"] / med["one_snapshot"],
     }
     common.append_result("backfill.jsonl", record)
     print(json.dumps(record, indent=2))

@@ -45,7 +45,7 @@ def daily_aggregates(
     """One row per customer and day.
 
     Args:
-        transactions: valid canonical rows (``customer_id``, ``order_id``, ``order_ts``,
+        transactions: valid canonical rows (``customer_id``, ``order_id``, ``order_ts`` or
             ``amount``, optionally ``order_date`` and ``_copies``: rows already de-duplicated
             by :func:`rfm_spark.validation.deduplicate`).
         start: first day kept (inclusive), or all.

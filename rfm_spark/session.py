@@ -24,6 +24,9 @@ BASE_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.adaptive.enabled": "true",
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    # the exact-duplicate grouping sorts each partition by its key, so that it runs as one
+    # streaming sort aggregate (see rfm_spark.validation.deduplicate)
+    "spark.sql.execution.replaceHashWithSortAgg": "true",
 }
 
 

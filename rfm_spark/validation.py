@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -63,8 +63,12 @@ def quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _blank(col: Column) -> Column:
-    return col.isNull() | (F.trim(col.cast("string")) == "")
+def _blank(col: Column, dtype: T.DataType) -> Column:
+    """Null, or empty or blank text (only text can be blank: other types are not turned into
+    text per row just to test that)."""
+    if isinstance(dtype, T.StringType):
+        return col.isNull() | (F.trim(col) == "")
+    return col.isNull()
 
 
 def _customer_id(raw: Column, dtype: T.DataType, id_type: str) -> tuple[Column, Column]:
@@ -131,12 +135,12 @@ def validate(raw: DataFrame, settings: InputSettings, *, now: dt.datetime) -> Da
     amount = _amount(amt_raw, types[cols.amount])
     order_id = F.col(quote(cols.order_id)).cast("string") if cols.order_id else F.lit(None)
     reason = (
-        F.when(_blank(cid_raw), F.lit("null_customer_id"))
+        F.when(_blank(cid_raw, types[cols.customer_id]), F.lit("null_customer_id"))
         .when(bad_id, F.lit("bad_customer_id"))
-        .when(_blank(ts_raw), F.lit("null_timestamp"))
+        .when(_blank(ts_raw, types[cols.order_ts]), F.lit("null_timestamp"))
         .when(order_ts.isNull(), F.lit("bad_timestamp"))
         .when(order_ts > F.lit(now.astimezone(dt.timezone.utc)), F.lit("future_timestamp"))
-        .when(_blank(amt_raw), F.lit("null_amount"))
+        .when(_blank(amt_raw, types[cols.amount]), F.lit("null_amount"))
         .when(amount.isNull(), F.lit("bad_amount"))
         .when((amount < 0) & ~_is_return(settings), F.lit("negative_not_return"))
     )
@@ -221,36 +225,43 @@ def deduplicate(rows: DataFrame) -> tuple[DataFrame, Observation]:
     """One row per distinct input row, with ``_copies``; the extra copies are observed.
 
     Rows are equal when their fingerprints (:func:`_row_fingerprint`) are, within one customer
-    and day: only the canonical columns and the 96-bit fingerprint are shuffled, not the whole
-    original row. Two different rows of one customer on one day share a fingerprint with a
-    probability of about 2^-96 per pair, so at a billion rows the chance that any usable row is
-    wrongly taken for a copy is far below 10^-12. The quarantine (:func:`quarantine_rows`)
-    compares whole rows.
+    and day: only the canonical columns the features need and the 96-bit fingerprint are
+    shuffled, not the whole original row. Two different rows of one customer on one day share
+    a fingerprint with a probability of about 2^-96 per pair, so at a billion rows the chance
+    that any usable row is wrongly taken for a copy is far below 10^-12. The quarantine
+    (:func:`quarantine_rows`) compares whole rows.
 
     The rows are shuffled once by customer: the grouping by fingerprint, the daily aggregates
     and the per-customer features that follow all group by keys that start with the customer,
-    so they reuse that partitioning and the whole feature computation has one shuffle.
+    so they reuse that partitioning and the whole feature computation has one shuffle. When
+    the session allows it (``spark.sql.execution.replaceHashWithSortAgg``, on in sessions made
+    by :func:`rfm_spark.session.build_spark`), each partition is sorted by the grouping key
+    and the grouping runs as one streaming sort aggregate instead of a partial and a final
+    hash aggregate over rows that are nearly all distinct.
 
     Returns:
-        The distinct rows (canonical columns, ``order_date``, ``_copies``) and an observation
-        with ``duplicates`` (extra copies).
+        The distinct rows (``customer_id``, ``order_id``, ``amount``, ``order_date``,
+        ``_copies``) and an observation with ``duplicates`` (extra copies).
     """
     obs = Observation("duplicates")
+    key = ["customer_id", "order_date", "order_id", "_h1", "_h2"]
+    shuffled = rows.select(
+        "customer_id", "order_id", "amount", "order_date", *_row_fingerprint(rows)
+    ).repartition("customer_id")
+    if _sort_aggregation(rows.sparkSession):
+        shuffled = shuffled.sortWithinPartitions(*key)
     distinct = (
-        rows.select(
-            "customer_id", "order_id", "order_ts", "amount", "order_date", *_row_fingerprint(rows)
-        )
-        .repartition("customer_id")
-        .groupBy("customer_id", "order_date", "_h1", "_h2")
-        .agg(
-            F.first("order_id").alias("order_id"),
-            F.first("order_ts").alias("order_ts"),
-            F.first("amount").alias("amount"),
-            F.count(F.lit(1)).alias(COPIES),
-        )
+        shuffled.groupBy(*key)
+        .agg(F.first("amount").alias("amount"), F.count(F.lit(1)).alias(COPIES))
         .drop("_h1", "_h2")
     )
     return distinct.observe(obs, F.sum(F.col(COPIES) - 1).alias("duplicates")), obs
+
+
+def _sort_aggregation(spark: SparkSession) -> bool:
+    """Whether Spark turns a hash aggregate over rows sorted by its key into a sort aggregate."""
+    value = spark.conf.get("spark.sql.execution.replaceHashWithSortAgg", "false") or "false"
+    return value.strip().lower() == "true"
 
 
 def by_customer(rows: DataFrame) -> DataFrame:
