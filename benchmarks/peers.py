@@ -2,12 +2,15 @@
 
     .venv/bin/python benchmarks/peers.py --size 10m --repeat 3
     .venv/bin/python benchmarks/peers.py --size 30m --repeat 3 --engines rfm_spark,naive,duckdb
+    (the default engines are all but rfm_spark_keep)
 
 Engines (each repetition of each engine runs in its own child process, so that its peak memory
 is its own; the order of the engines alternates between repetitions):
 
 - ``rfm_spark``: ``run_segment`` end to end: read, validate, features, exact ntile scores,
   segments, the Delta commit (delta-rs backend) and the summary read back from the table.
+- ``rfm_spark_keep``: the same with ``validation.duplicates: keep`` (no exact-duplicate
+  detection, so only the needed columns are read): what finding exact copies costs.
 - ``naive``: the tutorial PySpark reference (benchmarks/reference.py): global-window ``ntile``.
 - ``duckdb``: DuckDB SQL, the same features and ntile scores from the same Parquet.
 - ``spark_floor``: read the needed columns and one group-by aggregate, nothing else.
@@ -15,7 +18,7 @@ is its own; the order of the engines alternates between repetitions):
 
 Times are the work inside the child after its engine is ready (Spark: after the session is
 built, whose start-up is recorded separately as ``startup_s``). Every JVM is fresh, so every
-Spark run includes its JIT warm-up; that is the same for the three Spark engines. Before every
+Spark run includes its JIT warm-up; that is the same for all Spark engines. Before every
 repetition the script waits until no ``pytest`` runs on the machine and records the 1-minute
 load average. After the runs, the outputs of the last repetition are compared row by row with
 rfm-spark's (features, scores, segment per customer). One JSON line per script run goes to
@@ -35,8 +38,8 @@ from typing import Any
 
 import common
 
-ENGINES = ("rfm_spark", "naive", "duckdb", "spark_floor", "pandas")
-SPARK_ENGINES = ("rfm_spark", "naive", "spark_floor")
+ENGINES = ("rfm_spark", "rfm_spark_keep", "naive", "duckdb", "spark_floor", "pandas")
+SPARK_ENGINES = ("rfm_spark", "rfm_spark_keep", "naive", "spark_floor")
 COMPARED = (
     "recency_days",
     "frequency",
@@ -69,12 +72,15 @@ def worker(engine: str, data: Path, out: Path, master: str, threads: int) -> dic
         spark.sparkContext.setLogLevel("ERROR")
         rec["startup_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        if engine == "rfm_spark":
+        if engine in ("rfm_spark", "rfm_spark_keep"):
             from rfm_spark.config import Config
             from rfm_spark.pipeline import run_segment
             from rfm_spark.progress import Progress
 
-            config = Config().with_overrides({"warehouse": str(out), "input.path": tx})
+            overrides = {"warehouse": str(out), "input.path": tx}
+            if engine == "rfm_spark_keep":  # no exact-duplicate detection
+                overrides["validation.duplicates"] = "keep"
+            config = Config().with_overrides(overrides)
             res = run_segment(spark, config, snapshot, progress=Progress("bench", quiet=True))
             rec["steps_s"] = res.timings
             rec["customers"] = res.customers
@@ -114,7 +120,7 @@ def worker(engine: str, data: Path, out: Path, master: str, threads: int) -> dic
 
 
 def _relation(engine: str, out: Path) -> str:
-    if engine == "rfm_spark":
+    if engine in ("rfm_spark", "rfm_spark_keep"):
         part = out / "customer_segments" / f"snapshot_date={common.END_DATE}"
         return f"read_parquet('{part}/*.parquet')"
     if engine == "naive":
@@ -184,7 +190,7 @@ def run_one(
 def main() -> None:
     p = common.parser(__doc__, default_size="10m")
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--engines", default=",".join(ENGINES))
+    p.add_argument("--engines", default=",".join(e for e in ENGINES if e != "rfm_spark_keep"))
     p.add_argument("--master", default="local[2]")
     p.add_argument("--threads", type=int, default=2, help="DuckDB threads")
     p.add_argument("--smoke", action="store_true", help="no pytest gate, nothing recorded")
