@@ -32,6 +32,7 @@ from rfm_spark.inputs import read_customer_attributes, read_transactions
 from rfm_spark.progress import Progress
 from rfm_spark.scoring import ScoringInfo, exact_col, score
 from rfm_spark.segments import Scheme, assign_segments, load_scheme
+from rfm_spark.session import sort_aggregation
 from rfm_spark.validation import (
     DUPLICATE,
     QUARANTINE_SCHEMA,
@@ -311,12 +312,23 @@ def _check_scheme(config: Config) -> Scheme:
     return scheme
 
 
+def _ordered(spark: SparkSession, config: Config) -> bool:
+    """Whether the valid rows come sorted by customer, day and order id within their
+    partitions (the exact-duplicate grouping sorts them when the session allows it)."""
+    return config.validation.duplicates == "quarantine" and sort_aggregation(spark)
+
+
 def _features_for(
-    spark: SparkSession, config: Config, daily: DataFrame, snapshot_date: dt.date
+    spark: SparkSession, config: Config, rows: DataFrame, snapshot_date: dt.date
 ) -> DataFrame:
-    """Cached features of one snapshot (with the ``partition_by`` attributes joined)."""
+    """Cached features of one snapshot from the valid rows of its window (with the
+    ``partition_by`` attributes joined)."""
+    ordered = _ordered(spark, config)
     features = rfm_features(
-        daily, snapshot_date=snapshot_date, lookback_days=config.features.lookback_days
+        daily_aggregates(rows, ordered=ordered),
+        snapshot_date=snapshot_date,
+        lookback_days=config.features.lookback_days,
+        ordered=ordered,
     )
     groups = list(config.scoring.partition_by)
     if groups:
@@ -436,7 +448,7 @@ def run_segment(
     start = snapshot_date - dt.timedelta(days=config.features.lookback_days)
     now = dt.datetime.now(dt.timezone.utc)
     validated, rows, obs, dups = _valid_rows(spark, config, start=start, end=snapshot_date, now=now)
-    features = _features_for(spark, config, daily_aggregates(rows), snapshot_date)
+    features = _features_for(spark, config, rows, snapshot_date)
     try:
         with progress.step("reading and validating transactions, computing features"):
             customers = features.count()
@@ -569,7 +581,9 @@ def run_backfill(
     model = _current_model(spark, config, progress)
     now = dt.datetime.now(dt.timezone.utc)
     validated, rows, obs, _ = _valid_rows(spark, config, start=span_start, end=span_end, now=now)
-    daily = daily_aggregates(rows).persist(StorageLevel.MEMORY_AND_DISK)
+    daily = daily_aggregates(rows, ordered=_ordered(spark, config)).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
     features: DataFrame | None = None
     out: DataFrame | None = None
     try:

@@ -19,14 +19,19 @@ MIN_JAVA = 17
 
 # Settings every session gets unless the user overrides them: micro-second timestamps so the
 # Parquet footers carry statistics Delta can use, UTC as the session zone.
+ELIMINATE_SORTS = "org.apache.spark.sql.catalyst.optimizer.EliminateSorts"
+
 BASE_CONF: dict[str, str] = {
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.adaptive.enabled": "true",
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
-    # the exact-duplicate grouping sorts each partition by its key, so that it runs as one
-    # streaming sort aggregate (see rfm_spark.validation.deduplicate)
+    # the exact-duplicate grouping sorts each partition by its key, so that it and the order,
+    # day and customer levels after it run as streaming sort aggregates (see
+    # rfm_spark.validation.deduplicate): Spark replaces a hash aggregate whose input is sorted
+    # by its key, and keeps the sorts that tell it so
     "spark.sql.execution.replaceHashWithSortAgg": "true",
+    "spark.sql.optimizer.excludedRules": ELIMINATE_SORTS,
 }
 
 
@@ -114,6 +119,19 @@ def build_spark(
     for k, v in conf.items():
         builder = builder.config(k, v)
     return builder.getOrCreate()
+
+
+def sort_aggregation(spark: SparkSession) -> bool:
+    """Whether Spark turns a hash aggregate over rows sorted by its key into a sort aggregate."""
+    value = spark.conf.get("spark.sql.execution.replaceHashWithSortAgg", "false") or "false"
+    return value.strip().lower() == "true"
+
+
+def keeps_sorts(spark: SparkSession) -> bool:
+    """Whether a sort right below an aggregate survives the optimizer (``EliminateSorts``
+    excluded), so that a chain of aggregates over sorted input can stream."""
+    excluded = spark.conf.get("spark.sql.optimizer.excludedRules", "") or ""
+    return ELIMINATE_SORTS in [r.strip() for r in excluded.split(",")]
 
 
 def has_delta_extension(spark: SparkSession) -> bool:

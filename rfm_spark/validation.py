@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from rfm_spark.config import InputSettings
+from rfm_spark.session import sort_aggregation
 
 # In order of precedence: a row gets the first reason that applies.
 REASONS = (
@@ -248,7 +249,7 @@ def deduplicate(rows: DataFrame) -> tuple[DataFrame, Observation]:
     shuffled = rows.select(
         "customer_id", "order_id", "amount", "order_date", *_row_fingerprint(rows)
     ).repartition("customer_id")
-    if _sort_aggregation(rows.sparkSession):
+    if sort_aggregation(rows.sparkSession):
         shuffled = shuffled.sortWithinPartitions(*key)
     distinct = (
         shuffled.groupBy(*key)
@@ -256,12 +257,6 @@ def deduplicate(rows: DataFrame) -> tuple[DataFrame, Observation]:
         .drop("_h1", "_h2")
     )
     return distinct.observe(obs, F.sum(F.col(COPIES) - 1).alias("duplicates")), obs
-
-
-def _sort_aggregation(spark: SparkSession) -> bool:
-    """Whether Spark turns a hash aggregate over rows sorted by its key into a sort aggregate."""
-    value = spark.conf.get("spark.sql.execution.replaceHashWithSortAgg", "false") or "false"
-    return value.strip().lower() == "true"
 
 
 def by_customer(rows: DataFrame) -> DataFrame:

@@ -447,6 +447,20 @@ def test_features_are_computed_with_one_shuffle(
     assert "hashpartitioning(customer_id" in exchanges[0], plan
     if duplicates == "quarantine":  # the whole-row grouping streams over sorted partitions
         assert "SortAggregate(key=[customer_id" in plan, plan
+        # and so do the order, day and customer levels after it, when told the rows are sorted
+        ordered = rfm_features(
+            daily_aggregates(rows, ordered=True),
+            snapshot_date=SNAPSHOT,
+            lookback_days=365,
+            ordered=True,
+        )
+        assert ordered.count() == 60
+        streamed = ordered._jdf.queryExecution().executedPlan().toString()
+        assert "HashAggregate" not in streamed, streamed
+        assert streamed.count("SortAggregate(key=[customer_id") == 4, streamed
+        assert streamed.count("Sort [") == 1, streamed  # one sort, after the one exchange
+        assert streamed.count("Exchange") == 1, streamed
+        assert sorted(ordered.collect()) == sorted(features.collect())
 
 
 def test_rows_differing_only_in_where_a_null_is_are_not_copies(spark: SparkSession) -> None:
