@@ -238,7 +238,9 @@ def deduplicate(rows: DataFrame) -> tuple[DataFrame, Observation]:
     the session allows it (``spark.sql.execution.replaceHashWithSortAgg``, on in sessions made
     by :func:`rfm_spark.session.build_spark`), each partition is sorted by the grouping key
     and the grouping runs as one streaming sort aggregate instead of a partial and a final
-    hash aggregate over rows that are nearly all distinct.
+    hash aggregate over rows that are nearly all distinct; its output stays sorted by
+    customer, day and order id, so the levels after it can stream too
+    (:func:`rfm_spark.features.daily_aggregates` with ``ordered``).
 
     Returns:
         The distinct rows (``customer_id``, ``order_id``, ``amount``, ``order_date``,
