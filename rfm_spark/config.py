@@ -108,7 +108,7 @@ class ValidationSettings(_Model):
 
     ``duplicates: quarantine`` moves exact copies of a row (every input column equal) to the
     quarantine and keeps one; ``keep`` uses every copy and reads only the needed columns (no
-    row fingerprint, sort or duplicate grouping: about a quarter less time end to end).
+    row fingerprint, sort or duplicate grouping: about a fifth less time end to end).
     ``max_quarantine_share``: the run fails when more than this share of the input rows is
     quarantined (the quarantine is still written, the segments are not).
     """
