@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-install: $(STAMP) ## Build .venv with the package and its dev tools
+install: $(STAMP) ## Build .venv with the package and its dev tools, fetch the Delta (and s3a) jars
+	@$(BIN)/python -m rfm_spark.jars fetch
 
 run: install ## Generate demo data and segment it end to end in Spark local mode
 	$(BIN)/rfm-spark generate --config $(CONFIG)
@@ -56,4 +57,4 @@ bench: install ## Benchmarks: peers at 10M and 30M rows, scoring scaling, backfi
 	$(BIN)/python benchmarks/backfill.py --customers 20000 --days 730 --snapshots 14 --repeat 3
 
 clean: ## Remove the venv, build output, demo data and the local warehouse
-	rm -rf $(VENV) dist build *.egg-info data warehouse spark-warehouse metastore_db derby.log .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .jars dist build *.egg-info data warehouse spark-warehouse metastore_db derby.log .pytest_cache .mypy_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -15,7 +16,12 @@ from pyspark.sql import SparkSession
 from rfm_spark.config import SparkSettings
 from rfm_spark.errors import EnvironmentProblem
 
+log = logging.getLogger(__name__)
+
 MIN_JAVA = 17
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+PARAMETERS_AT_ANALYSIS = "spark.sql.legacy.parameterSubstitution.constantsOnly"
 
 # Settings every session gets unless the user overrides them: micro-second timestamps so the
 # Parquet footers carry statistics Delta can use, UTC as the session zone.
@@ -32,6 +38,9 @@ BASE_CONF: dict[str, str] = {
     # by its key, and keeps the sorts that tell it so
     "spark.sql.execution.replaceHashWithSortAgg": "true",
     "spark.sql.optimizer.excludedRules": ELIMINATE_SORTS,
+    # Parquet from pandas/pyarrow stores TIMESTAMP(NANOS), which Spark 4 otherwise refuses;
+    # read as long nanoseconds, rfm_spark.inputs turns them back into timestamps
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
 }
 
 
@@ -82,17 +91,103 @@ def _quiet_local_logging() -> None:
         )
 
 
+def _submitted_conf() -> dict[str, str]:
+    """The settings spark-submit gave this driver (read before the session exists)."""
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()
+    return dict(SparkConf().getAll())
+
+
+def _with_jars(
+    conf: Mapping[str, str], jars: list[str], extension: bool, *, local: bool = False
+) -> dict[str, str]:
+    out = dict(conf)
+    if jars and local:
+        # local mode: the executors live in the driver JVM, so the jars go on its class path
+        # at launch instead of spark.jars, which copies every jar (the AWS SDK bundle alone is
+        # ~690 MB) into a temporary folder at each start
+        listed = [j for j in (out.get("spark.driver.extraClassPath") or "").split(os.pathsep) if j]
+        out["spark.driver.extraClassPath"] = os.pathsep.join([*listed, *jars])
+    elif jars:
+        listed = [j for j in (out.get("spark.jars") or "").split(",") if j]
+        out["spark.jars"] = ",".join([*listed, *jars])
+    if extension:
+        ext = [e for e in (out.get("spark.sql.extensions") or "").split(",") if e]
+        out["spark.sql.extensions"] = ",".join([*ext, DELTA_EXTENSION])
+        out.setdefault("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
+        # Delta's SQL parser drops the values of parameterized SQL (spark.sql(q, args=...))
+        # on Spark 4.1+ (delta-io/delta#7640); binding them at analysis time works
+        out.setdefault(PARAMETERS_AT_ANALYSIS, "true")
+    return out
+
+
+def delta_conf(
+    conf: Mapping[str, str], *, submitted: bool, s3: bool = False, local: bool = False
+) -> dict[str, str]:
+    """``conf`` plus what makes the session a Delta session, when the jars can be had.
+
+    - The user already configured the extension or ``spark.jars.packages``: left alone.
+    - Under spark-submit: the jars come from ``--packages``/``--jars`` or the runtime
+      (Databricks); the extension and catalog are added when Delta is among them.
+    - A JVM this process launches: the jars fetched by ``python -m rfm_spark.jars fetch``
+      (``make install``) go on the class path (``local``: the driver's, else ``spark.jars``);
+      without them one warning says so and tables are written by the delta-rs fallback.
+      ``s3`` adds hadoop-aws for ``s3a://`` paths.
+    """
+    from rfm_spark import jars
+
+    if DELTA_EXTENSION in conf.get("spark.sql.extensions", "") or conf.get("spark.jars.packages"):
+        return dict(conf)
+    if submitted:
+        given = _submitted_conf()
+        if DELTA_EXTENSION in given.get("spark.sql.extensions", ""):
+            return dict(conf)
+        text = " ".join(given.get(k, "") for k in ("spark.jars", "spark.jars.packages"))
+        on_classpath = "delta-spark" in text or "DATABRICKS_RUNTIME_VERSION" in os.environ
+        if not on_classpath:
+            log.warning(
+                "the Delta Lake connector is not among the submitted jars; tables are written "
+                "by the delta-rs fallback. Fix: spark-submit --packages %s",
+                jars.delta_artifact().coordinate,
+            )
+        return _with_jars(conf, [], extension=on_classpath)
+    delta = jars.installed_jars(jars.delta_artifact())
+    if not delta:
+        log.warning(
+            "Delta Lake jars not found in %s; tables are written by the delta-rs fallback. "
+            "Fix: 'make install' or 'python -m rfm_spark.jars fetch' (needs Maven Central).",
+            jars.default_dir(),
+        )
+        return dict(conf)
+    extra = list(delta)
+    s3_artifact = jars.s3_artifact() if s3 else None
+    if s3_artifact:
+        s3_jars = jars.installed_jars(s3_artifact)
+        if not s3_jars:
+            log.warning(
+                "hadoop-aws jars not found in %s; s3a:// paths will not open. "
+                "Fix: 'python -m rfm_spark.jars fetch'.",
+                jars.default_dir(),
+            )
+        extra += s3_jars
+    return _with_jars(conf, extra, extension=True, local=local)
+
+
 def build_spark(
     settings: SparkSettings | None = None,
     extra_conf: Mapping[str, str] | None = None,
     *,
     quiet: bool = False,
+    s3: bool = False,
 ) -> SparkSession:
-    """Build (or get) the SparkSession.
+    """Build (or get) the SparkSession, with the Delta connector when it can be had.
 
     Under spark-submit the master and most settings come from the submit command; ``master`` from
     the config is only applied when none is set there, so the same job runs locally and on a
-    cluster. ``quiet`` limits a locally launched JVM's logging to errors.
+    cluster. ``quiet`` limits a locally launched JVM's logging to errors. ``s3`` loads the
+    ``s3a://`` file system's jars into a locally launched JVM. Jars and the Delta extension only
+    take effect in the first session of a process: a running JVM keeps what it started with.
     """
     settings = settings or SparkSettings()
     active = SparkSession.getActiveSession()
@@ -116,6 +211,9 @@ def build_spark(
         **settings.conf,
         **(extra_conf or {}),
     }
+    master = settings.master or conf.get("spark.master") or "local[*]"
+    local = not submitted and master.startswith("local")
+    conf = delta_conf(conf, submitted=submitted, s3=s3, local=local)
     for k, v in conf.items():
         builder = builder.config(k, v)
     return builder.getOrCreate()
@@ -137,11 +235,12 @@ def keeps_sorts(spark: SparkSession) -> bool:
 def has_delta_extension(spark: SparkSession) -> bool:
     """True when the session has Delta's SQL extension configured and its classes load."""
     ext = spark.conf.get("spark.sql.extensions", "") or ""
-    if "io.delta.sql.DeltaSparkSessionExtension" not in ext:
+    if DELTA_EXTENSION not in ext:
         return False
     try:
         jvm: Any = spark.sparkContext._jvm
-        jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")
+        # Spark's class loader: jars from spark.jars are not on the JVM's system class path
+        jvm.org.apache.spark.util.Utils.classForName("io.delta.tables.DeltaTable", True, False)
         return True
     except Exception:
         return False

@@ -1,0 +1,74 @@
+"""The connector's jars: coordinates that match the installed packages, the fetched folder, and
+the session settings built from it (no JVM needed here; the suite's own session is the proof
+that the jars load)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from pathlib import Path
+
+import pyspark
+import pytest
+
+from rfm_spark import jars
+from rfm_spark.session import DELTA_CATALOG, DELTA_EXTENSION, delta_conf
+
+
+@pytest.mark.parametrize(
+    ("name", "artifact"),
+    [
+        ("delta-spark_4.2_2.13-4.4.0.jar", "delta-spark_4.2_2.13"),
+        ("jackson-core-2.13.5.jar", "jackson-core"),
+        ("zstd-jni-1.5.7-3.jar", "zstd-jni"),
+        ("wildfly-openssl-2.2.5.Final.jar", "wildfly-openssl"),
+        ("scala-library-2.13.17.jar", "scala-library"),
+    ],
+)
+def test_artifact_names(name: str, artifact: str) -> None:
+    assert jars.artifact_name(name) == artifact
+
+
+def test_coordinates_follow_the_installed_packages() -> None:
+    delta = jars.delta_artifact()
+    spark_line = ".".join(pyspark.__version__.split(".")[:2])
+    assert delta.coordinate == (
+        f"io.delta:delta-spark_{spark_line}_2.13:{importlib.metadata.version('delta-spark')}"
+    )
+    s3 = jars.s3_artifact()
+    assert s3 is not None and s3.group == "org.apache.hadoop" and s3.artifact == "hadoop-aws"
+    shipped = (Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar")
+    assert [p.name for p in shipped] == [f"hadoop-client-api-{s3.version}.jar"]
+
+
+def test_make_install_fetched_the_connector_without_pyspark_duplicates() -> None:
+    found = jars.installed_jars(jars.delta_artifact())
+    names = {jars.artifact_name(Path(p).name) for p in found}
+    assert jars.delta_artifact().artifact in names and "delta-storage" in names
+    shipped = {
+        jars.artifact_name(p.name) for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar")
+    }
+    assert not names & shipped  # Spark's own copies are the ones it loads
+
+
+def test_session_settings_with_and_without_jars(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    base = {"spark.sql.shuffle.partitions": "4"}
+    conf = delta_conf(base, submitted=False)
+    listed = conf["spark.jars"].split(",")
+    assert listed == jars.installed_jars(jars.delta_artifact())
+    assert conf["spark.sql.extensions"] == DELTA_EXTENSION
+    assert conf["spark.sql.catalog.spark_catalog"] == DELTA_CATALOG
+    with_s3 = delta_conf(base, submitted=False, s3=True)["spark.jars"].split(",")
+    assert any("hadoop-aws" in j for j in with_s3) and set(listed) < set(with_s3)
+
+    # the user's own settings win: nothing is added
+    own = {"spark.jars.packages": "io.delta:delta-spark_4.2_2.13:4.4.0"}
+    assert delta_conf(own, submitted=False) == own
+
+    # an offline machine: one warning, and the session starts without Delta
+    monkeypatch.setenv(jars.JARS_ENV, str(tmp_path / "empty"))
+    with caplog.at_level(logging.WARNING, logger="rfm_spark.session"):
+        assert delta_conf(base, submitted=False) == base
+    assert [r.getMessage() for r in caplog.records if "jars not found" in r.getMessage()]
