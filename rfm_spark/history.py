@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rfm_spark.config import HistorySettings
-from rfm_spark.errors import TableError, UsageError
+from rfm_spark.errors import UsageError
+from rfm_spark.io.store import TableStore
 
 HISTORY_COLUMNS = (
     "version",
@@ -66,11 +67,17 @@ class VacuumResult:
 
 
 def vacuum(
-    path: str, settings: HistorySettings, *, retain_hours: int | None = None, dry_run: bool = True
+    store: TableStore,
+    path: str,
+    settings: HistorySettings,
+    *,
+    retain_hours: int | None = None,
+    dry_run: bool = True,
 ) -> VacuumResult:
     """VACUUM the table, never cutting into the transition window plus its margin.
 
     Args:
+        store: the table store (Delta's own VACUUM on either backend).
         path: table root.
         settings: the configured history window.
         retain_hours: keep removed files this long; default and minimum
@@ -81,9 +88,6 @@ def vacuum(
         UsageError: ``retain_hours`` is shorter than the configured window.
         TableError: no table at ``path``.
     """
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
     floor = settings.retention_days * 24
     hours = floor if retain_hours is None else retain_hours
     if hours < floor:
@@ -92,9 +96,5 @@ def vacuum(
             f"window plus {settings.margin_days} days of margin; use at least {floor} "
             "(or lower history.transition_days / history.margin_days in the config)"
         )
-    try:
-        table = DeltaTable(path)
-    except TableNotFoundError:
-        raise TableError(f"no Delta table at {path!r}") from None
-    files = table.vacuum(retention_hours=hours, dry_run=dry_run, enforce_retention_duration=False)
+    files = store.vacuum(path, retain_hours=hours, dry_run=dry_run)
     return VacuumResult(retain_hours=hours, dry_run=dry_run, files=sorted(files))

@@ -37,7 +37,7 @@ from pyspark.sql import types as T
 
 from rfm_spark.config import ScoringSettings, Thresholds
 from rfm_spark.errors import ConfigError, MissingColumnsError
-from rfm_spark.validation import quote as quote_identifier
+from rfm_spark.sqltext import quote as quote_identifier
 
 MEASURES = {"r": "recency_days", "f": "frequency", "m": "monetary"}
 SCORES = {"r": "r_score", "f": "f_score", "m": "m_score"}

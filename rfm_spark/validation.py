@@ -22,6 +22,7 @@ from pyspark.sql import types as T
 
 from rfm_spark.config import InputSettings
 from rfm_spark.session import sort_aggregation
+from rfm_spark.sqltext import quote
 
 # In order of precedence: a row gets the first reason that applies.
 REASONS = (
@@ -53,15 +54,6 @@ QUARANTINE_SCHEMA = T.StructType(
 )
 
 _INTEGER_TEXT = r"^[+-]?[0-9]+$"
-
-
-def quote(name: str) -> str:
-    """``name`` as a quoted Spark identifier: in backticks, backticks inside doubled.
-
-    ``F.col("a.b")`` reads a field ``b`` of a struct ``a`` and ``F.col("a`b")`` fails to parse;
-    ``F.col(quote(name))`` always means the top-level column called exactly ``name``.
-    """
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _blank(col: Column, dtype: T.DataType) -> Column:

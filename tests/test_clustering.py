@@ -45,7 +45,7 @@ from rfm_spark.datagen import PERSONAS, generate
 from rfm_spark.errors import ConfigError, MissingColumnsError
 from rfm_spark.features import daily_aggregates, rfm_features
 from rfm_spark.inputs import read_transactions
-from rfm_spark.io.delta import open_store
+from rfm_spark.io.store import open_store
 
 pytestmark = pytest.mark.slow
 

@@ -3,13 +3,12 @@ its previous version (or, once committed, at the new complete one), and the next
 removes the killed run's leftovers.
 
 The slow tests run the real CLI in a child process and kill it at exact points with the
-``RFM_SPARK_FAULT`` hook of :mod:`rfm_spark.io.delta`, or from the outside while Spark writes.
+``RFM_SPARK_FAULT`` hook of :mod:`rfm_spark.io.deltars.staging`, or from the outside while Spark writes.
 Every table is read back with ``deltalake``, independent of Spark.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import logging
@@ -26,14 +25,14 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 import pytest
-from _procs import fast_jvm_env, segment_command
+from _procs import fast_jvm_env, kill_group, runs_by_date, segment_command
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from rfm_spark.io import delta as delta_io
-from rfm_spark.io.delta import DeltaRsStore
+from rfm_spark.io.deltars import DeltaRsStore
+from rfm_spark.io.deltars import staging as deltars_staging
 
 D1 = "2026-10-01"
 D2 = "2026-10-15"
@@ -48,11 +47,11 @@ def start(
     demo: Path, warehouse: Path, day: str, *, fault: str | None = None
 ) -> subprocess.Popen[str]:
     """``rfm-spark segment`` in its own process group (so that it can be killed as a whole)."""
-    env = {k: v for k, v in os.environ.items() if k != delta_io.FAULT_ENV}
+    env = {k: v for k, v in os.environ.items() if k != deltars_staging.FAULT_ENV}
     if fault:
-        env[delta_io.FAULT_ENV] = fault
+        env[deltars_staging.FAULT_ENV] = fault
     env = fast_jvm_env(env)
-    cmd = segment_command(demo, warehouse, day)
+    cmd = segment_command(demo, warehouse, day, backend="delta-rs")
     return subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -73,11 +72,6 @@ def finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, err
 
 
-def kill_group(proc: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 def run_ok(demo: Path, warehouse: Path, day: str) -> tuple[str, str]:
     """A run that must succeed: its run id and stderr."""
     code, err = finish(start(demo, warehouse, day))
@@ -89,16 +83,6 @@ def run_id_of(stderr: str) -> str:
     found = re.search(r"\brun (\d{8}T\d{6}Z-[0-9a-f]+)\b", stderr)
     assert found, f"no run id on stderr: {stderr[-2000:]}"
     return found.group(1)
-
-
-def runs_by_date(root: Path) -> dict[str, set[str]]:
-    """snapshot_date -> run ids of its rows, read with deltalake; every partition whole."""
-    df = DeltaTable(str(root)).to_pandas(columns=["snapshot_date", "run_id", "customer_id"])
-    out: dict[str, set[str]] = {}
-    for day, part in df.groupby(df["snapshot_date"].astype(str)):
-        assert part["customer_id"].is_unique, day
-        out[str(day)] = set(part["run_id"])
-    return out
 
 
 def rows_of(root: Path, day: str) -> int:
@@ -124,7 +108,7 @@ def parquet_on_disk(root: Path) -> set[str]:
 
 def assert_clean(root: Path) -> None:
     """No staging folder, and no Parquet file in the table folder that the log does not know."""
-    assert not (root / delta_io.STAGING_DIR).exists(), list(root.rglob("*"))
+    assert not (root / deltars_staging.STAGING_DIR).exists(), list(root.rglob("*"))
     assert parquet_on_disk(root) == referenced_files(root)
 
 
@@ -154,7 +138,7 @@ class Observed:
 
 
 def observe(root: Path) -> Observed:
-    staging = root / delta_io.STAGING_DIR
+    staging = root / deltars_staging.STAGING_DIR
     return Observed(
         version=DeltaTable(str(root)).version(),
         runs=runs_by_date(root),
@@ -181,10 +165,10 @@ class Crash:
 def wait_for_spark_writing(root: Path, proc: subprocess.Popen[str], timeout: float) -> bool:
     """Poll until Spark's output committer has a ``_temporary`` folder or a part file in the
     staging folder (the Parquet write is under way); False if the run ended first."""
-    staging = root / delta_io.STAGING_DIR
+    staging = root / deltars_staging.STAGING_DIR
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        for data in staging.glob(f"*/{delta_io._STAGED_DATA}"):
+        for data in staging.glob(f"*/{deltars_staging.STAGED_DATA}"):
             if (data / "_temporary").exists() or any(data.rglob("part-*")):
                 return True
         time.sleep(0.01)
@@ -288,7 +272,7 @@ def test_next_run_succeeds_and_removes_the_leftovers(
 def _dead_process() -> dict[str, int | None]:
     """pid and start time of a process that has exited (and was reaped)."""
     proc = subprocess.Popen([sys.executable, "-c", "input()"], stdin=subprocess.PIPE, text=True)
-    stat = delta_io._proc_stat(proc.pid)
+    stat = deltars_staging.proc_stat(proc.pid)
     proc.communicate("\n")
     return {"pid": proc.pid, "start": stat[1] if stat else None}
 
@@ -296,14 +280,16 @@ def _dead_process() -> dict[str, int | None]:
 def _fake_staging(
     root: Path, write_id: str, owner: dict | None, manifest: list[str] | None = None
 ) -> Path:
-    folder = root / delta_io.STAGING_DIR / write_id
-    part = folder / delta_io._STAGED_DATA / "snapshot_date=2024-02-14"
+    folder = root / deltars_staging.STAGING_DIR / write_id
+    part = folder / deltars_staging.STAGED_DATA / "snapshot_date=2024-02-14"
     part.mkdir(parents=True)
     (part / "part-00000-x.c000.snappy.parquet").write_bytes(b"x")
     if owner is not None:
-        (folder / delta_io._OWNER_FILE).write_text(json.dumps({**owner, "write_id": write_id}))
+        (folder / deltars_staging.OWNER_FILE).write_text(
+            json.dumps({**owner, "write_id": write_id})
+        )
     if manifest is not None:
-        (folder / delta_io._MANIFEST_FILE).write_text(json.dumps({"files": manifest}))
+        (folder / deltars_staging.MANIFEST_FILE).write_text(json.dumps({"files": manifest}))
     return folder
 
 
@@ -324,7 +310,7 @@ def test_leftovers_of_dead_writers_go_and_running_writers_stay(
     committed_id = store._commits(str(root))[0].write_id
     assert committed_id
     committed_files = sorted(referenced_files(root))
-    me = delta_io._owner_record("x")
+    me = deltars_staging.owner_record("x")
     dead = {**me, **_dead_process()}
 
     running = _fake_staging(root, "running", me)
@@ -341,7 +327,7 @@ def test_leftovers_of_dead_writers_go_and_running_writers_stay(
     # a write killed after its commit: its files are the table's now and must stay
     after_commit = _fake_staging(root, committed_id, dead, committed_files)
 
-    with caplog.at_level(logging.WARNING, logger="rfm_spark.io.delta"):
+    with caplog.at_level(logging.WARNING, logger="rfm_spark.io.deltars.staging"):
         assert write(datetime.date(2024, 2, 14)) == 1
 
     gone = [p for p in (reused, killed, escaping, after_commit) if p.exists()]

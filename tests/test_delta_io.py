@@ -1,7 +1,7 @@
-"""Conformance tests of the Delta table stores (rfm_spark.io.delta).
+"""Conformance tests of the Delta table stores (rfm_spark.io.store).
 
-Every backend must pass the same tests; the native ``spark`` backend skips when the session has
-no Delta jars. Results are checked with independent readers: ``deltalake`` (delta-rs) and
+Every backend must pass the same tests: the connector (``spark``, the default) and the delta-rs
+fallback. Results are checked with independent readers: ``deltalake`` (delta-rs) and
 DuckDB's ``delta_scan``, loaded offline from the ``duckdb-extension-delta`` package.
 """
 
@@ -21,8 +21,13 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from rfm_spark.errors import ConcurrentWriteError, TableError
-from rfm_spark.io import delta as delta_io
-from rfm_spark.io.delta import DeltaRsStore, SparkDeltaStore, TableStore, open_store
+from rfm_spark.io.deltars import DeltaRsStore
+from rfm_spark.io.deltars import commit as deltars_commit
+from rfm_spark.io.deltars import schema as deltars_schema
+from rfm_spark.io.deltars import staging as deltars_staging
+from rfm_spark.io.layout import spark_fields
+from rfm_spark.io.spark_delta import SparkDeltaStore
+from rfm_spark.io.store import TableStore, open_store
 from rfm_spark.session import has_delta_extension
 
 D1 = datetime.date(2024, 1, 31)
@@ -111,8 +116,6 @@ def disk_files(root: str) -> set[str]:
 
 @pytest.fixture(params=["delta-rs", "spark"])
 def store(request: pytest.FixtureRequest, spark: SparkSession) -> TableStore:
-    if request.param == "spark" and not has_delta_extension(spark):
-        pytest.skip("Delta jars not on this session")
     return open_store(spark, request.param)
 
 
@@ -388,17 +391,14 @@ def test_missing_table(store: TableStore, tmp_path: Path) -> None:
 
 
 def test_open_store_backends(spark: SparkSession) -> None:
+    """The suite's session is built by the package with the jars `make install` fetched: the
+    connector is the default (a missing jar fails here, it is never skipped)."""
+    assert has_delta_extension(spark)
     auto = open_store(spark)
-    assert isinstance(auto, TableStore)
-    if has_delta_extension(spark):
-        assert auto.backend == "spark"
-    else:
-        assert isinstance(auto, DeltaRsStore) and auto.backend == "delta-rs"
-        with pytest.raises(TableError, match="Delta Lake jars"):
-            open_store(spark, "spark")
-        with pytest.raises(TableError, match="DeltaSparkSessionExtension"):
-            SparkDeltaStore(spark)
-    assert open_store(spark, "delta-rs").backend == "delta-rs"
+    assert isinstance(auto, TableStore) and isinstance(auto, SparkDeltaStore)
+    assert auto.backend == "spark"
+    rs = open_store(spark, "delta-rs")
+    assert isinstance(rs, DeltaRsStore) and rs.backend == "delta-rs"
     with pytest.raises(TableError, match="auto, spark, delta-rs"):
         open_store(spark, "hive")
 
@@ -445,9 +445,7 @@ def test_nested_and_decimal_columns_round_trip(
     assert str(add["max.amount"]) == "12.34"
     assert add["min.first_purchase"] == datetime.date(2023, 12, 1)
     # the spark backend's schema pre-check compares Spark types with Delta types the same way
-    assert delta_io._spark_fields(df.schema) == delta_io._delta_fields(
-        DeltaTable(table_path).schema()
-    )
+    assert spark_fields(df.schema) == deltars_schema.delta_fields(DeltaTable(table_path).schema())
 
 
 def test_string_partition_values_are_decoded(
@@ -496,7 +494,7 @@ def test_no_staging_leftovers_after_success_and_failure(
         partition_column="snapshot_date",
         partition_value=D1,
     )
-    assert not os.path.exists(os.path.join(table_path, delta_io.STAGING_DIR))
+    assert not os.path.exists(os.path.join(table_path, deltars_staging.STAGING_DIR))
     files = disk_files(table_path)
     assert files and all(f.startswith("snapshot_date=2024-01-31/part-") for f in files)
     assert not any(f.endswith(".crc") or "_SUCCESS" in f for f in files)
@@ -514,7 +512,7 @@ def test_no_staging_leftovers_after_success_and_failure(
         rs_store.write_partition(
             ntz, table_path, partition_column="snapshot_date", partition_value=D2
         )
-    assert not os.path.exists(os.path.join(table_path, delta_io.STAGING_DIR))
+    assert not os.path.exists(os.path.join(table_path, deltars_staging.STAGING_DIR))
     assert disk_files(table_path) == files
     assert rs_store.version(table_path) == 0
 
@@ -529,7 +527,7 @@ def test_no_staging_leftovers_after_success_and_failure(
 def test_stale_staging_folders_are_removed(
     spark: SparkSession, rs_store: DeltaRsStore, table_path: str
 ) -> None:
-    staging = Path(table_path) / delta_io.STAGING_DIR
+    staging = Path(table_path) / deltars_staging.STAGING_DIR
     old, fresh = staging / "crashed-run", staging / "running-now"
     for folder in (old, fresh):
         (folder / "snapshot_date=2024-01-31").mkdir(parents=True)
@@ -615,6 +613,14 @@ def test_stale_commit_is_detected_after_the_fact(
     monkeypatch.setattr(DeltaRsStore, "_stats", staticmethod(stats_then_foreign_write))
     # Simulate the race the refresh cannot close: the foreign commit lands after the refresh.
     monkeypatch.setattr(DeltaTable, "update_incremental", lambda self: None)
+    # ... and a deltalake that rebases the stale commit silently (its default): the check after
+    # the commit is the last line of defence
+    real = deltars_commit.CommitProperties
+    monkeypatch.setattr(
+        deltars_commit,
+        "CommitProperties",
+        lambda **kw: real(**{**kw, "max_commit_retries": None}),
+    )
     with pytest.raises(ConcurrentWriteError, match="other file"):
         rs_store.write_partition(
             frame(spark, [(8, "loyal", 5.0, None)], D1),
@@ -622,3 +628,46 @@ def test_stale_commit_is_detected_after_the_fact(
             partition_column="snapshot_date",
             partition_value=D1,
         )
+
+
+@pytest.mark.parametrize("day", [D1, D2], ids=["existing-partition", "new-partition"])
+def test_commit_on_a_stale_snapshot_is_retried_not_rebased(
+    spark: SparkSession,
+    rs_store: DeltaRsStore,
+    table_path: str,
+    monkeypatch: pytest.MonkeyPatch,
+    day: datetime.date,
+) -> None:
+    """Another writer commits the same partition between our refresh and our commit (the race
+    of two runs of one date, test_concurrency.py). deltalake's conflict check does not see it
+    (it reads no predicate), so a rebased commit would keep both writes' files; the commit
+    must fail and be retried on a fresh snapshot instead."""
+    rs_store.write_partition(
+        frame(spark, rows_d1(), D1),
+        table_path,
+        partition_column="snapshot_date",
+        partition_value=D1,
+    )
+    foreign = [(77, "foreign", 1.0, None)]
+    original = DeltaTable.create_write_transaction
+    raced: list[bool] = []
+
+    def foreign_commit_first(self, *args, **kwargs):  # after our refresh, before our commit
+        if not raced:
+            raced.append(True)
+            DeltaRsStore(spark).write_partition(
+                frame(spark, foreign, day),
+                table_path,
+                partition_column="snapshot_date",
+                partition_value=day,
+            )
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", foreign_commit_first)
+    ours = [(8, "loyal", 5.0, None)]
+    version = rs_store.write_partition(
+        frame(spark, ours, day), table_path, partition_column="snapshot_date", partition_value=day
+    )
+    assert raced and version == 2  # 0 first write, 1 the foreign one, 2 ours
+    want = [(ours, D1)] if day == D1 else [(rows_d1(), D1), (ours, D2)]
+    assert arrow_rows(table_path) == as_rows(want)

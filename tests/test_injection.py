@@ -26,7 +26,7 @@ from pyspark.sql import SparkSession
 from rfm_spark.cli import main
 from rfm_spark.clustering import assign_clusters
 from rfm_spark.config import Config
-from rfm_spark.io.delta import open_store
+from rfm_spark.io.store import open_store
 from rfm_spark.pipeline import run_backfill
 from rfm_spark.progress import Progress
 from rfm_spark.scoring import exact_col, quote_identifier

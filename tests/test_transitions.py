@@ -20,7 +20,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from rfm_spark.errors import RfmError, UsageError
-from rfm_spark.io.delta import open_store
+from rfm_spark.io.store import open_store
 from rfm_spark.pipeline import OUTPUT_SCHEMA
 from rfm_spark.transitions import (
     GONE,

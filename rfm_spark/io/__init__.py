@@ -1,1 +1,3 @@
-"""Table I/O: versioned Delta Lake tables behind one small interface (see :mod:`rfm_spark.io.delta`)."""
+"""Every read and write of tables: the table store (:mod:`rfm_spark.io.store`) and its
+backends, the Delta Lake connector (:mod:`rfm_spark.io.spark_delta`) and the delta-rs fallback
+(:mod:`rfm_spark.io.deltars`)."""
