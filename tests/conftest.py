@@ -5,9 +5,17 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from pyspark.sql import SparkSession
 
 os.environ.setdefault("TZ", "UTC")
+
+# Property tests draw the same examples on every run ("ci", the default), so that a suite run
+# passes or fails by the code alone; HYPOTHESIS_PROFILE=explore draws new ones each run (and
+# keeps failures in .hypothesis/) to look for bugs.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
@@ -448,10 +448,14 @@ def test_validation_accepts_exactly_the_tables_that_map_every_code_once(spec: di
 @settings(max_examples=40, deadline=None)
 @given(spec=rule_tables())
 def test_yaml_files_validate_like_the_dicts(spec: dict) -> None:
+    text = yaml.safe_dump(spec, allow_unicode=True, sort_keys=False)
+    # PyYAML writes some names it cannot read back as written (a NEL, U+0085, in a plain scalar
+    # loads as a line break): what a YAML file can say is what this property is about
+    assume(yaml.safe_load(text) == spec)
     expected, parts = brute_force(spec)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scheme.yaml"
-        path.write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
         if expected is not None:
             assert dict(load_scheme(str(path)).mapping) == expected
         else:
