@@ -16,6 +16,7 @@ from typing import Any
 from rfm_spark import __version__
 from rfm_spark.config import Config, load_config, parse_date
 from rfm_spark.errors import RfmError, UsageError, java_error_line
+from rfm_spark.io.store import TableStore
 
 EPILOG = """\
 Every subcommand reads --config FILE (default: built-in defaults) and lets flags override it.
@@ -242,6 +243,28 @@ def build_parser() -> argparse.ArgumentParser:
     vac.add_argument("--table", metavar="NAME", help="table name (default customer_segments)")
     _common(vac)
     vac.set_defaults(func=cmd_vacuum)
+
+    opt = _command(
+        sub,
+        "optimize",
+        help="compact a table's small files, Z-ordered for the common queries",
+        description=(
+            "OPTIMIZE the table: rewrite each partition's small files into fewer large ones, "
+            "Z-ordered by --zorder-by (default: segment, customer_id, which serve 'customers of "
+            "segment S' and 'this customer's history' queries). Old files stay for time travel "
+            "until a vacuum."
+        ),
+    )
+    opt.add_argument(
+        "--zorder-by",
+        metavar="COL",
+        action="append",
+        help="Z-order column (repeatable); default segment and customer_id",
+    )
+    opt.add_argument("--no-zorder", action="store_true", help="compact only")
+    opt.add_argument("--table", metavar="NAME", help="table name (default customer_segments)")
+    _common(opt)
+    opt.set_defaults(func=cmd_optimize)
     return parser
 
 
@@ -267,6 +290,11 @@ def _segment_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--backend", choices=["auto", "spark", "delta-rs"], help="Delta table backend")
     p.add_argument("--table", metavar="NAME", help="output table name (default customer_segments)")
+    p.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="the orchestrator's run id: a retry whose earlier attempt committed writes nothing",
+    )
 
 
 def _segment_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -281,6 +309,7 @@ def _segment_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "segments.scheme": args.scheme,
         "output.backend": args.backend,
         "output.table": args.table,
+        "output.idempotency_key": args.idempotency_key,
     }
 
 
@@ -323,10 +352,16 @@ def _config(args: argparse.Namespace, overrides: dict[str, Any]) -> Config:
     return config.with_overrides({**common, **overrides})
 
 
+def _uses_s3a(config: Config) -> bool:
+    """Whether the run reads or writes ``s3a://`` (then the session loads hadoop-aws)."""
+    paths = (config.warehouse, config.input.path, config.input.customers_path)
+    return any(str(p or "").startswith("s3a://") for p in paths)
+
+
 def _spark(config: Config, args: argparse.Namespace) -> Any:
     from rfm_spark.session import build_spark
 
-    spark = build_spark(config.spark, quiet=not args.verbose)
+    spark = build_spark(config.spark, quiet=not args.verbose, s3=_uses_s3a(config))
     if not args.verbose:
         spark.sparkContext.setLogLevel("FATAL")  # the CLI reports failures itself
     if not getattr(args, "quiet", False):
@@ -398,6 +433,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
     progress = Progress("segment", quiet=args.quiet)
     spark = _spark(config, args)
     result = run_segment(spark, config, snapshot, progress=progress)
+    if result.replayed:
+        print(
+            f"already committed by an earlier attempt (run {result.run_id}) with idempotency "
+            f"key {config.output.idempotency_key!r}: nothing written"
+        )
     rows = [
         (
             s.segment,
@@ -468,8 +508,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store(args: argparse.Namespace, config: Config) -> Any:
-    from rfm_spark.io.delta import open_store
+def _store(args: argparse.Namespace, config: Config) -> TableStore:
+    from rfm_spark.io.store import open_store
 
     return open_store(_spark(config, args), config.output.backend)
 
@@ -621,7 +661,11 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
 
     config = _config(args, {"output.table": args.table})
     result = vacuum(
-        config.table_path(), config.history, retain_hours=args.retain_hours, dry_run=not args.apply
+        _store(args, config),
+        config.table_path(),
+        config.history,
+        retain_hours=args.retain_hours,
+        dry_run=not args.apply,
     )
     verb = "would delete" if result.dry_run else "deleted"
     for f in result.files:
@@ -629,6 +673,20 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     print(
         f"{verb} {len(result.files)} file(s) older than {result.retain_hours} h"
         + (" (dry run: add --apply to delete)" if result.dry_run else "")
+    )
+    return 0
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    config = _config(args, {"output.table": args.table})
+    zorder = [] if args.no_zorder else (args.zorder_by or ["segment", "customer_id"])
+    store = _store(args, config)
+    path = config.table_path()
+    metrics = store.optimize(path, zorder_by=zorder)
+    how = f"Z-ordered by {', '.join(zorder)}" if zorder else "compacted"
+    print(
+        f"{path} {how}: {metrics['files_removed']} file(s) rewritten into "
+        f"{metrics['files_added']}; version {store.version(path)}"
     )
     return 0
 

@@ -46,6 +46,7 @@ from pyspark.sql import types as T
 
 from rfm_spark import __version__
 from rfm_spark.errors import ConfigError, MissingColumnsError, RfmError
+from rfm_spark.paths import join
 
 __all__ = [
     "ALGORITHMS",
@@ -873,7 +874,7 @@ class _Files:
 
 
 def _root(warehouse: str) -> str:
-    return f"{str(warehouse).rstrip('/')}/{MODELS_DIR}"
+    return join(warehouse, MODELS_DIR)
 
 
 def save_model(

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rfm_spark.errors import ConfigError
+from rfm_spark.paths import join
 
 ScoringMethod = Literal["ntile", "quantile", "thresholds"]
 InputFormat = Literal["parquet", "csv", "delta", "table"]
@@ -192,6 +193,9 @@ class OutputSettings(_Model):
     table: str = "customer_segments"
     quarantine_table: str = "quarantine"
     backend: Backend = "auto"
+    # an orchestrator's run id (Airflow's run_id, a Databricks job run id): the same for every
+    # retry of one run, so a retry whose earlier attempt committed writes nothing again
+    idempotency_key: str | None = None
 
     @field_validator("table", "quarantine_table")
     @classmethod
@@ -219,9 +223,12 @@ class HistorySettings(_Model):
         return self.transition_days + self.margin_days
 
     def table_properties(self) -> dict[str, str]:
+        """Set when a table is created: the retentions, and the change data feed (a warehouse
+        reads who changed with ``table_changes``)."""
         return {
             "delta.logRetentionDuration": f"interval {max(30, self.retention_days)} days",
             "delta.deletedFileRetentionDuration": f"interval {self.retention_days} days",
+            "delta.enableChangeDataFeed": "true",
         }
 
 
@@ -268,7 +275,7 @@ class Config(_Model):
 
     def table_path(self, name: str | None = None) -> str:
         """Path of a table under the warehouse: ``WAREHOUSE/<table_name>``."""
-        return str(Path(self.warehouse) / (name or self.output.table))
+        return join(self.warehouse, name or self.output.table)
 
     def fingerprint(self) -> str:
         """A short stable hash of the effective configuration (recorded with each run)."""

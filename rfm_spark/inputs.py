@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -18,7 +19,8 @@ from pyspark.sql.utils import AnalysisException
 
 from rfm_spark.config import InputSettings
 from rfm_spark.errors import DataError, InputError, MissingColumnsError, java_error_line
-from rfm_spark.validation import quote, validate
+from rfm_spark.sqltext import quote
+from rfm_spark.validation import validate
 
 
 def _is_local(path: str) -> bool:
@@ -38,9 +40,9 @@ def _load(spark: SparkSession, settings: InputSettings) -> DataFrame:
             )
     try:
         if settings.format == "parquet":
-            return spark.read.parquet(path)
+            return nanos_as_timestamps(spark.read.parquet(path))
         if settings.format == "delta":
-            from rfm_spark.io.delta import open_store
+            from rfm_spark.io.store import open_store
 
             return open_store(spark, "auto").read(path)
         if settings.format == "table":
@@ -62,6 +64,44 @@ def _load(spark: SparkSession, settings: InputSettings) -> DataFrame:
             f"{(java_error_line(exc) or type(exc).__name__).rstrip('.')}. Fix: replace or remove the "
             "unreadable file(s)"
         ) from exc
+
+
+def _nanosecond_columns(df: DataFrame) -> list[str]:
+    """Top-level columns a Parquet file stores as TIMESTAMP(NANOS): Spark reads them as long
+    nanoseconds (``spark.sql.legacy.parquet.nanosAsLong``, set by the session) and its schema
+    does not tell, so the first file's footer is asked."""
+    longs = [f.name for f in df.schema.fields if isinstance(f.dataType, T.LongType)]
+    files = df.inputFiles() if longs else []
+    if not files:
+        return []
+    spark = df.sparkSession
+    jvm: Any = spark.sparkContext._jvm
+    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
+    parquet = jvm.org.apache.parquet.hadoop
+    reader = parquet.ParquetFileReader.open(
+        parquet.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(files[0]), hadoop_conf)
+    )
+    try:
+        schema = reader.getFooter().getFileMetaData().getSchema()
+        out = []
+        for name in longs:
+            if schema.containsField(name):
+                logical = schema.getType(name).getLogicalTypeAnnotation()
+                if logical is not None and "TIMESTAMP(NANOS" in str(logical.toString()):
+                    out.append(name)
+        return out
+    finally:
+        reader.close()
+
+
+def nanos_as_timestamps(df: DataFrame) -> DataFrame:
+    """Parquet written with nanosecond timestamps (pandas' and pyarrow's default) read as
+    timestamps, truncated to the microseconds Spark keeps; Spark 4 alone refuses such files
+    (``PARQUET_TYPE_ILLEGAL``)."""
+    for name in _nanosecond_columns(df):
+        micros = F.expr(f"{quote(name)} div 1000")
+        df = df.withColumn(name, F.timestamp_micros(micros))
+    return df
 
 
 _TEXT_OR_NUMBER = (T.StringType, T.NumericType)

@@ -29,6 +29,8 @@ from rfm_spark.config import Config
 from rfm_spark.errors import ConfigError, DataError, InputError, UsageError
 from rfm_spark.features import daily_aggregates, rfm_features, rfm_features_by_snapshot
 from rfm_spark.inputs import read_customer_attributes, read_transactions
+from rfm_spark.io.commits import Txn
+from rfm_spark.io.store import TableStore
 from rfm_spark.progress import Progress
 from rfm_spark.scoring import ScoringInfo, exact_col, score
 from rfm_spark.segments import Scheme, assign_segments, load_scheme
@@ -143,6 +145,7 @@ class SegmentResult:
     timings: dict[str, float] = field(default_factory=dict)
     quarantine_path: str | None = None
     quarantine_version: int | None = None
+    replayed: bool = False  # an earlier attempt with the same idempotency key committed it
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -189,7 +192,7 @@ def _check_not_empty(config: Config, recon: Reconciliation) -> None:
 
 
 def _write_quarantine(
-    store: Any,
+    store: TableStore,
     config: Config,
     validated: DataFrame,
     *,
@@ -237,6 +240,7 @@ def _write_quarantine(
                     "rfm_spark_version": __version__,
                 },
                 table_properties=config.history.table_properties(),
+                txn=_txn(config),
             )
     limit = config.validation.max_quarantine_share
     share = total / recon.input_rows if recon.input_rows else 0.0
@@ -403,6 +407,8 @@ def _metadata(
         "input_rows": str(recon.input_rows),
         "output_rows": str(output_rows),
         "rfm_spark_version": __version__,
+        # how the features were made: "full" recomputes them from the input rows
+        "made_by": "full",
         **(extra or {}),
     }
 
@@ -412,7 +418,7 @@ def _model_meta(model: ClusterModel | None) -> dict[str, str]:
 
 
 def _summary_of(
-    store: Any, path: str, version: int, snapshot_date: dt.date, scheme: Scheme
+    store: TableStore, path: str, version: int, snapshot_date: dt.date, scheme: Scheme
 ) -> list[SegmentSummaryRow]:
     written = store.read(path, version=version).filter(
         F.col(SNAPSHOT_COLUMN) == F.lit(snapshot_date)
@@ -432,7 +438,7 @@ def run_segment(
 
     A rerun of the same date replaces that partition in one atomic commit.
     """
-    from rfm_spark.io.delta import open_store
+    from rfm_spark.io.store import open_store
 
     progress = progress or Progress("segment")
     run_id = run_id or new_run_id()
@@ -440,6 +446,11 @@ def run_segment(
     spark.conf.set("spark.sql.session.timeZone", config.features.time_zone)
     store = open_store(spark, config.output.backend)
     path = config.table_path()
+    txn = _txn(config)
+    done = store.txn_version(path, txn) if txn is not None else None
+    if done is not None:
+        progress.info(f"idempotency key {config.output.idempotency_key!r} already committed")
+        return _replayed(store, path, done, snapshot_date, scheme)
     progress.info(
         f"run {run_id}: snapshot {snapshot_date}, scoring {config.scoring.method}, "
         f"scheme {scheme.name}"
@@ -490,6 +501,7 @@ def run_segment(
                 partition_value=snapshot_date,
                 metadata=metadata,
                 table_properties=config.history.table_properties(),
+                txn=txn,
             )
     finally:
         features.unpersist()
@@ -509,6 +521,45 @@ def run_segment(
         timings=dict(progress.timings),
         quarantine_path=quarantine_path,
         quarantine_version=quarantine_version,
+    )
+
+
+def _txn(config: Config, index: int = 0) -> Txn | None:
+    """The idempotent-write identity of a run's ``index``-th commit to a table, when the run
+    has an idempotency key (an orchestrator's run id: the same for every retry of one run)."""
+    key = config.output.idempotency_key
+    return Txn(app_id=f"rfm-spark:{key}", version=index) if key else None
+
+
+def _replayed(
+    store: TableStore, path: str, version: int, snapshot_date: dt.date, scheme: Scheme
+) -> SegmentResult:
+    """The result of the earlier attempt that committed ``version`` (nothing is recomputed)."""
+    from rfm_spark.history import run_metadata
+
+    commit = next(c for c in store.history(path) if c["version"] == version)
+    meta = run_metadata(commit)
+    scoring = meta.get("scoring") or {}
+    summary = _summary_of(store, path, version, snapshot_date, scheme)
+    return SegmentResult(
+        run_id=str(meta.get("run_id", "")),
+        snapshot_date=snapshot_date,
+        table_path=path,
+        version=version,
+        backend=store.backend,
+        customers=sum(s.customers for s in summary),
+        reconciliation=Reconciliation(**meta["reconciliation"]),
+        scoring=ScoringInfo(
+            method=str(scoring.get("method", meta.get("scoring_method", ""))),
+            bins=int(scoring.get("bins", 0)),
+            partition_by=tuple(scoring.get("partition_by", ())),
+            cut_points=scoring.get("cut_points", {}),
+            collapsed=scoring.get("collapsed", {}),
+            ranges=scoring.get("ranges", {}),
+        ),
+        scheme=str(meta.get("scheme", scheme.name)),
+        summary=summary,
+        replayed=True,
     )
 
 
@@ -560,7 +611,7 @@ def run_backfill(
     own version (history stays usable if a later commit fails), or all in one commit with
     ``single_commit``.
     """
-    from rfm_spark.io.delta import open_store
+    from rfm_spark.io.store import open_store
 
     if not dates:
         raise ConfigError("backfill needs at least one snapshot date")
@@ -686,10 +737,11 @@ def run_backfill(
                         "output_rows": str(sum(counts.values())),
                     },
                     table_properties=config.history.table_properties(),
+                    txn=_txn(config),
                 )
             versions = [version]
         else:
-            for snap in dates:
+            for i, snap in enumerate(dates):
                 with progress.step(f"snapshot {snap}: commit"):
                     versions.append(
                         store.write_partition(
@@ -699,6 +751,7 @@ def run_backfill(
                             partition_value=snap,
                             metadata=metas[snap],
                             table_properties=config.history.table_properties(),
+                            txn=_txn(config, i),
                         )
                     )
         results = [
@@ -806,7 +859,7 @@ def run_train(
     A previous model, when there is one, anchors the cluster ids (Hungarian matching). The
     ``cluster_profiles`` table gets the new model's profiles as partition ``model_version``.
     """
-    from rfm_spark.io.delta import open_store
+    from rfm_spark.io.store import open_store
 
     progress = progress or Progress("train")
     settings = config.clustering

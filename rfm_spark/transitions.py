@@ -34,6 +34,8 @@ from pyspark.sql import types as T
 
 from rfm_spark import __version__
 from rfm_spark.errors import RfmError, UsageError
+from rfm_spark.io.store import TableStore
+from rfm_spark.paths import join
 
 SNAPSHOT_COLUMN = "snapshot_date"
 NEW = "(new)"
@@ -461,11 +463,11 @@ def crosstab_table(matrix_rows: Sequence[Any]) -> tuple[list[str], list[tuple[st
 
 def transitions_table_path(warehouse: str, table: str = TRANSITIONS_TABLE) -> str:
     """``WAREHOUSE/segment_transitions`` (as ``Config.table_path`` builds table paths)."""
-    return warehouse.rstrip("/") + "/" + table
+    return join(warehouse, table)
 
 
 def materialize(
-    store: Any,
+    store: TableStore,
     warehouse: str,
     matrix: DataFrame,
     pair: SnapshotPair,
@@ -482,7 +484,7 @@ def materialize(
     commit.
 
     Args:
-        store: A :class:`rfm_spark.io.delta.TableStore`.
+        store: A :class:`rfm_spark.io.store.TableStore`.
         warehouse: The warehouse folder; the table is ``WAREHOUSE/<table>``.
         matrix: ``from_segment``, ``to_segment``, ``customers``, ``share`` (from
             :func:`transition_matrix`; small, collected on the driver).
@@ -553,7 +555,7 @@ def materialize(
 
 
 def load_pairs(
-    store: Any,
+    store: TableStore,
     table_path: str,
     *,
     as_of: dt.date,
@@ -565,7 +567,7 @@ def load_pairs(
     """Read ``customer_segments``, pick the snapshots and join them.
 
     Args:
-        store: A :class:`rfm_spark.io.delta.TableStore`.
+        store: A :class:`rfm_spark.io.store.TableStore`.
         table_path: The ``customer_segments`` table.
         as_of: The later snapshot.
         days: How far back the earlier snapshot is wanted.

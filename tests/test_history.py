@@ -15,6 +15,7 @@ from rfm_spark.cli import main
 from rfm_spark.config import Config, HistorySettings
 from rfm_spark.errors import ConfigError, UsageError
 from rfm_spark.history import vacuum
+from rfm_spark.io.store import open_store
 from rfm_spark.pipeline import run_backfill, run_segment, snapshot_dates
 from rfm_spark.progress import Progress
 
@@ -158,15 +159,18 @@ def test_history_and_time_travel_export_cli(
     assert code == 1 and "before" in capsys.readouterr().err
 
 
-def test_vacuum_refuses_to_cut_into_the_transition_window(tmp_path: Path) -> None:
+def test_vacuum_refuses_to_cut_into_the_transition_window(
+    spark: SparkSession, tmp_path: Path
+) -> None:
     settings = HistorySettings(transition_days=14, margin_days=16)
     with pytest.raises(UsageError, match="use at least 720"):
-        vacuum(str(tmp_path), settings, retain_hours=168)
+        vacuum(open_store(spark), str(tmp_path), settings, retain_hours=168)
     assert settings.table_properties()["delta.deletedFileRetentionDuration"] == "interval 30 days"
     long = HistorySettings(transition_days=60, margin_days=10).table_properties()
     assert long == {
         "delta.logRetentionDuration": "interval 70 days",
         "delta.deletedFileRetentionDuration": "interval 70 days",
+        "delta.enableChangeDataFeed": "true",
     }
 
 
@@ -195,3 +199,32 @@ def test_backfill_with_groups_and_quantiles_equals_segment_runs(
             snapshot(tmp_path / "b" / "customer_segments", d),
             snapshot(tmp_path / "s" / "customer_segments", d),
         )
+
+
+@pytest.mark.slow
+def test_a_retried_run_with_the_same_idempotency_key_writes_nothing(
+    spark: SparkSession, demo: Path, tmp_path: Path
+) -> None:
+    """An orchestrator retries a run that had committed (say the driver died while printing):
+    the retry finds its commit by Delta's txnAppId/txnVersion and recomputes nothing; another
+    key (the next day's run, or a deliberate rerun) replaces the snapshot as usual."""
+    quiet = Progress("t", quiet=True)
+    keyed = config(demo, tmp_path).with_overrides({"output.idempotency_key": "airflow-42"})
+    first = run_segment(spark, keyed, D1, progress=quiet)
+    retry = run_segment(spark, keyed, D1, progress=quiet)
+    assert not first.replayed and retry.replayed
+    assert (retry.version, retry.run_id, retry.reconciliation) == (
+        first.version,
+        first.run_id,
+        first.reconciliation,
+    )
+    assert retry.summary == first.summary
+    table = DeltaTable(str(tmp_path / "customer_segments"))
+    assert table.version() == first.version
+    assert table.transaction_version("rfm-spark:airflow-42") == 0  # Delta's own record
+    rerun = run_segment(
+        spark, keyed.with_overrides({"output.idempotency_key": "airflow-43"}), D1, progress=quiet
+    )
+    assert not rerun.replayed and rerun.version == first.version + 1
+    latest = DeltaTable(str(tmp_path / "customer_segments")).history(1)[0]
+    assert json.loads(latest["userMetadata"])["made_by"] == "full"

@@ -75,7 +75,7 @@ def test_wrong_customer_id_type(spark: SparkSession, tmp_path: Path) -> None:
 
 
 def test_delta_input(spark: SparkSession, tmp_path: Path) -> None:
-    from rfm_spark.io.delta import open_store
+    from rfm_spark.io.store import open_store
 
     df = spark.createDataFrame(
         [(7, "o1", dt.datetime(2026, 1, 1, 10), Decimal("9.99"), "2026-01-01")],
@@ -122,3 +122,43 @@ def test_old_or_missing_java_is_a_clear_error(
     with pytest.raises(EnvironmentProblem, match="Java was not found"):
         check_java()
     assert os.environ["PATH"] == str(tmp_path)
+
+
+def test_parquet_from_pandas_with_nanosecond_timestamps(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """pandas writes TIMESTAMP(NANOS) by default, which Spark 4 alone refuses; the input reads
+    them as timestamps (to the microsecond), naive and UTC-aware columns alike, and leaves a
+    plain long column alone."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    ts = pd.to_datetime(
+        ["2026-11-20 08:15:00.123456789", "2026-11-21 23:59:59.000001999"], format="ISO8601"
+    )
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "order_id": ["o1", "o2"],
+            "order_ts": ts,
+            "paid_at": ts.tz_localize("UTC"),
+            "amount": [12.5, 3.0],
+            "quantity": [1, 2],
+        }
+    )
+    path = tmp_path / "pandas.parquet"
+    frame.to_parquet(path)
+    assert str(pq.read_schema(path).field("order_ts").type) == "timestamp[ns]"  # the case itself
+    df = read_transactions(spark, InputSettings(path=str(path), format="parquet"))
+    got = df.orderBy("customer_id").select("order_ts", "amount").collect()
+    want = [t.floor("us").to_pydatetime() for t in ts]
+    assert [r["order_ts"].replace(tzinfo=None) for r in got] == want
+    raw = spark.read.parquet(str(path))
+    from rfm_spark.inputs import nanos_as_timestamps
+
+    types = dict(nanos_as_timestamps(raw).dtypes)
+    assert (types["order_ts"], types["paid_at"], types["quantity"]) == (
+        "timestamp",
+        "timestamp",
+        "bigint",
+    )

@@ -23,9 +23,9 @@ import pytest
 from _duck import duckdb_connection
 from pyspark.sql import SparkSession
 
-from rfm_spark.io.delta import open_store
+from rfm_spark.config import HistorySettings
+from rfm_spark.io.store import open_store
 from rfm_spark.pipeline import OUTPUT_SCHEMA
-from rfm_spark.session import has_delta_extension
 from rfm_spark.transitions import (
     GONE,
     NEW,
@@ -60,6 +60,17 @@ def test_cookbook_has_every_query() -> None:
     assert {("register", "spark"), ("register", "duckdb"), ("without-delta-jars", "python")} <= (
         names
     )
+    assert ("changes-since", "spark") in names
+
+
+def test_changes_since_a_version(spark: SparkSession, warehouse: str) -> None:
+    """The change data feed from version 0: every row the one commit inserted, per snapshot."""
+    got = spark_query(spark, "changes-since", warehouse, {"since_version": 0})
+    want: dict[tuple[Any, ...], int] = {}
+    for r in rows():
+        key = (0, r[1], "insert")
+        want[key] = want.get(key, 0) + 1
+    assert got == [(*k, n) for k, n in sorted(want.items())]
 
 
 def duck_params(query: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -92,11 +103,12 @@ def rows() -> list[tuple[Any, ...]]:
 @pytest.fixture(scope="module")
 def warehouse(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> str:
     wh = str(tmp_path_factory.mktemp("cookbook") / "warehouse")
-    open_store(spark, "delta-rs").write_partitions(
+    open_store(spark).write_partitions(
         spark.createDataFrame(rows(), OUTPUT_SCHEMA),
         f"{wh}/customer_segments",
         partition_column="snapshot_date",
         partition_values=[D0, D1, D2],
+        table_properties=HistorySettings().table_properties(),
     )
     return wh
 
@@ -116,20 +128,8 @@ def duck_query(con: Any, name: str, warehouse: str, values: dict[str, Any]) -> l
 def spark_query(
     spark: SparkSession, name: str, warehouse: str, values: dict[str, Any]
 ) -> list[tuple]:
-    """Run a Spark SQL cookbook query: over the Delta path with the jars, else over temp views
-    of the tables read by our store."""
-    query = cookbook()[name, "spark"]
-    if has_delta_extension(spark):
-        query = query.replace(PLACEHOLDER, warehouse)
-    else:
-        store = open_store(spark, "delta-rs")
-        for table in ("customer_segments", "segment_transitions"):
-            ref = f"delta.`{PLACEHOLDER}/{table}`"
-            if ref in query:
-                view = f"cookbook_{table}"
-                store.read(f"{warehouse}/{table}").createOrReplaceTempView(view)
-                query = query.replace(ref, view)
-    assert PLACEHOLDER not in query
+    """Run a Spark SQL cookbook query over the Delta paths (the connector reads them)."""
+    query = cookbook()[name, "spark"].replace(PLACEHOLDER, warehouse)
     return [tuple(r) for r in spark.sql(query, args=spark_params(query, values)).collect()]
 
 
@@ -249,8 +249,6 @@ def test_duckdb_registration(warehouse: str, duck: Any) -> None:
 
 
 def test_spark_registration_with_delta_jars(spark: SparkSession, warehouse: str) -> None:
-    if not has_delta_extension(spark):
-        pytest.skip("Delta jars not on this session: CREATE TABLE ... USING DELTA needs them")
     for statement in cookbook()["register", "spark"].replace(PLACEHOLDER, warehouse).split(";"):
         text = "\n".join(
             line for line in statement.splitlines() if not line.strip().startswith("--")
