@@ -52,7 +52,7 @@ def worker(
 
     from rfm_spark.config import Config, SparkSettings
     from rfm_spark.features import daily_aggregates, rfm_features
-    from rfm_spark.inputs import read_transactions
+    from rfm_spark.io.inputs import read_transactions
     from rfm_spark.scoring import score
     from rfm_spark.session import build_spark
     from rfm_spark.validation import observe_rows

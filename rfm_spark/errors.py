@@ -69,6 +69,21 @@ class ConcurrentWriteError(TableError):
     """Another writer changed the table while this run was committing."""
 
 
+class TransitionError(RfmError):
+    """Transitions cannot be computed as asked (exit 1)."""
+
+
+class TransitionUsageError(TransitionError, UsageError):
+    """Transitions were asked for something the user can fix: a snapshot that does not exist,
+    clusters that were never trained, an unknown segment or output format (exit 2)."""
+
+    exit_code = 2
+
+
+class ModelError(RfmError):
+    """A cluster model cannot be trained, saved, loaded or applied as asked."""
+
+
 _ERROR_CLASS = re.compile(r"\[[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)*\] .*")
 
 

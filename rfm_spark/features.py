@@ -1,4 +1,4 @@
-"""Validation, daily aggregates and RFM features (design.md section 2).
+"""Validation, daily aggregates and RFM features (definitions: docs/tables.md).
 
 Definitions, for a snapshot date ``D`` and a lookback of ``L`` days, with dates taken in the
 session time zone (the pipeline sets it to ``features.time_zone``):

@@ -1,6 +1,6 @@
 """R, F and M scores 1..n without ever moving all customers to one partition.
 
-Three methods (design.md section 3):
+Three methods:
 
 ``ntile``
     Exactly Spark's ``ntile(n)`` over ``ORDER BY recency_days DESC, customer_id`` (R),

@@ -39,7 +39,7 @@ BASE_CONF: dict[str, str] = {
     "spark.sql.execution.replaceHashWithSortAgg": "true",
     "spark.sql.optimizer.excludedRules": ELIMINATE_SORTS,
     # Parquet from pandas/pyarrow stores TIMESTAMP(NANOS), which Spark 4 otherwise refuses;
-    # read as long nanoseconds, rfm_spark.inputs turns them back into timestamps
+    # read as long nanoseconds, rfm_spark.io.inputs turns them back into timestamps
     "spark.sql.legacy.parquet.nanosAsLong": "true",
 }
 

@@ -1,4 +1,4 @@
-"""Segment transitions between two snapshots of ``customer_segments`` (design.md section 9).
+"""Segment transitions between two snapshots of ``customer_segments``.
 
 ``rfm-spark transitions --as-of D --days 14`` compares the snapshot of ``D`` with the latest
 snapshot on or before ``D - 14``:
@@ -10,8 +10,9 @@ snapshot on or before ``D - 14``:
   later one go ``to`` ``"(gone)"``;
 - :func:`transition_matrix` counts them per (from, to) with each from-row's share,
   :func:`movers` lists the customers who moved;
-- :func:`write_result` writes either to one CSV or Parquet file, :func:`materialize` keeps the
-  matrix in the ``segment_transitions`` Delta table (partitioned by ``as_of``).
+- :func:`rfm_spark.io.exports.write_result` writes either to one CSV or Parquet file, and
+  :func:`rfm_spark.io.transitions_table.materialize` keeps the matrix in the
+  ``segment_transitions`` Delta table (partitioned by ``as_of``).
 
 Everything is built with the DataFrame Column API: segment names (which may hold quotes) are
 never put into SQL text.
@@ -21,9 +22,6 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import os
-import shutil
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,10 +30,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from rfm_spark import __version__
-from rfm_spark.errors import RfmError, UsageError
-from rfm_spark.io.store import TableStore
-from rfm_spark.paths import join
+from rfm_spark.errors import TransitionUsageError
 
 SNAPSHOT_COLUMN = "snapshot_date"
 NEW = "(new)"
@@ -59,17 +54,6 @@ TRANSITIONS_SCHEMA = T.StructType(
         T.StructField("run_id", T.StringType()),
     ]
 )
-
-
-class TransitionError(RfmError):
-    """Transitions cannot be computed as asked (exit 1)."""
-
-
-class TransitionUsageError(TransitionError, UsageError):
-    """Transitions were asked for something the user can fix: a snapshot that does not exist,
-    clusters that were never trained, an unknown segment or output format (exit 2)."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -180,7 +164,7 @@ def resolve_pair(available: Sequence[dt.date], as_of: dt.date, days: int = 14) -
 # --------------------------------------------------------------------------------------------
 
 
-def _check_by(by: str) -> None:
+def check_by(by: str) -> None:
     if by not in BY_CHOICES:
         raise TransitionUsageError(f"--by must be one of {', '.join(BY_CHOICES)}, got {by!r}")
 
@@ -233,7 +217,7 @@ def transition_pairs(segments: DataFrame, pair: SnapshotPair, *, by: str = "segm
     Raises:
         TransitionUsageError: Unknown ``by``; ``by="cluster"`` and a snapshot has no clusters.
     """
-    _check_by(by)
+    check_by(by)
     if by == "cluster":
         _check_clusters(segments, pair)
 
@@ -347,242 +331,3 @@ def check_labels(
                 f"{flag} {value!r} is not a label of the compared snapshots; known: "
                 f"{', '.join(repr(k) for k in known) or '(none)'}"
             )
-
-
-# --------------------------------------------------------------------------------------------
-# Output
-# --------------------------------------------------------------------------------------------
-
-
-def _output_suffix(path: str) -> str:
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise TransitionUsageError(
-            f"--output {path!r} must end with .csv or .parquet (got {suffix or 'no suffix'!r})"
-        )
-    return suffix
-
-
-def write_result(df: DataFrame, path: str) -> None:
-    """Write ``df`` to one local CSV or Parquet file, chosen by the suffix of ``path``.
-
-    Spark writes one part file (``coalesce(1)``, rows in ``df``'s order, nothing collected on
-    the driver) into a temporary folder next to the target; that file is then moved into place
-    (replacing an existing file). CSV has a header row and RFC 4180 quoting (quotes doubled).
-
-    Args:
-        df: Any DataFrame, e.g. :func:`transition_matrix` or :func:`movers`.
-        path: ``FILE.csv`` or ``FILE.parquet`` (a local path; parent folders are created).
-
-    Raises:
-        TransitionUsageError: Another suffix, or ``path`` is a folder.
-        TransitionError: Spark wrote no single part file.
-    """
-    suffix = _output_suffix(path)
-    target = os.path.abspath(os.path.expanduser(path))
-    if os.path.isdir(target):
-        raise TransitionUsageError(f"--output {path!r} is a folder; give a file name")
-    parent = os.path.dirname(target)
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(target)}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        writer = df.coalesce(1).write.mode("overwrite")
-        uri = "file://" + tmp
-        if suffix == ".csv":
-            writer.option("header", True).option("quote", '"').option("escape", '"').csv(uri)
-        else:
-            writer.parquet(uri)
-        parts = sorted(
-            f for f in os.listdir(tmp) if f.startswith("part-") and not f.endswith(".crc")
-        )
-        if len(parts) != 1:
-            raise TransitionError(
-                f"writing {path!r}: expected one part file from Spark, found {len(parts)} in {tmp}"
-            )
-        os.replace(os.path.join(tmp, parts[0]), target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def matrix_table(matrix_rows: Sequence[Any]) -> tuple[list[str], list[tuple[str, ...]], str]:
-    """Headers, text rows and alignment of the matrix for a terminal table
-    (``cli.format_table(*matrix_table(rows))``).
-
-    Args:
-        matrix_rows: Collected rows of :func:`transition_matrix`.
-
-    Returns:
-        ``(headers, rows, align)``: from, to, customers (thousands separators), share
-        (percent); the from label is printed once per group.
-    """
-    rows: list[tuple[str, ...]] = []
-    previous = None
-    for r in matrix_rows:
-        shown = "" if r["from_segment"] == previous else str(r["from_segment"])
-        previous = r["from_segment"]
-        rows.append((shown, str(r["to_segment"]), f"{r['customers']:,}", f"{r['share']:.1%}"))
-    return ["from", "to", "customers", "share"], rows, "llrr"
-
-
-def crosstab_table(matrix_rows: Sequence[Any]) -> tuple[list[str], list[tuple[str, ...]], str]:
-    """The matrix as a from x to grid of customer counts, for ``cli.format_table``.
-
-    Args:
-        matrix_rows: Collected rows of :func:`transition_matrix` (sorted).
-
-    Returns:
-        ``(headers, rows, align)``: one row per from label with a count per to label and a
-        total column.
-    """
-    froms: list[str] = []
-    tos: list[str] = []
-    cells: dict[tuple[str, str], int] = {}
-    for r in matrix_rows:
-        f, t = str(r["from_segment"]), str(r["to_segment"])
-        if f not in froms:
-            froms.append(f)
-        if t not in tos:
-            tos.append(t)
-        cells[f, t] = int(r["customers"])
-    tos.sort(key=lambda t: (t == GONE, t))
-    rows = [
-        (
-            f,
-            *[f"{cells[f, t]:,}" if (f, t) in cells else "." for t in tos],
-            f"{sum(cells.get((f, t), 0) for t in tos):,}",
-        )
-        for f in froms
-    ]
-    return ["from \\ to", *tos, "total"], rows, "l" + "r" * (len(tos) + 1)
-
-
-# --------------------------------------------------------------------------------------------
-# The segment_transitions table
-# --------------------------------------------------------------------------------------------
-
-
-def transitions_table_path(warehouse: str, table: str = TRANSITIONS_TABLE) -> str:
-    """``WAREHOUSE/segment_transitions`` (as ``Config.table_path`` builds table paths)."""
-    return join(warehouse, table)
-
-
-def materialize(
-    store: TableStore,
-    warehouse: str,
-    matrix: DataFrame,
-    pair: SnapshotPair,
-    run_id: str,
-    *,
-    by: str = "segment",
-    table: str = TRANSITIONS_TABLE,
-) -> int:
-    """Keep a transition matrix in the ``segment_transitions`` Delta table.
-
-    The table is partitioned by ``as_of`` (the later snapshot). A partition holds one matrix
-    per (``earlier_snapshot``, ``dimension``): writing one replaces only that matrix and keeps
-    the others of the same ``as_of`` (e.g. the cluster matrix, or another ``--days``), in one
-    commit.
-
-    Args:
-        store: A :class:`rfm_spark.io.store.TableStore`.
-        warehouse: The warehouse folder; the table is ``WAREHOUSE/<table>``.
-        matrix: ``from_segment``, ``to_segment``, ``customers``, ``share`` (from
-            :func:`transition_matrix`; small, collected on the driver).
-        pair: The compared snapshots.
-        run_id: The run that computed the matrix.
-        by: ``"segment"`` or ``"cluster"``; stored in the ``dimension`` column.
-        table: Table name under the warehouse.
-
-    Returns:
-        The committed table version.
-
-    Output columns: ``as_of`` (date, partition), ``earlier_snapshot`` (date), ``from_segment``,
-    ``to_segment`` (string), ``customers`` (bigint), ``share`` (double), ``dimension``
-    (``segment`` / ``cluster``), ``run_id`` (string).
-    """
-    _check_by(by)
-    path = transitions_table_path(warehouse, table)
-    spark = matrix.sparkSession
-    rows: list[tuple[Any, ...]] = [
-        (
-            pair.later,
-            pair.earlier,
-            r["from_segment"],
-            r["to_segment"],
-            int(r["customers"]),
-            float(r["share"]),
-            by,
-            run_id,
-        )
-        for r in matrix.select("from_segment", "to_segment", "customers", "share").collect()
-    ]
-    if store.exists(path):
-        # Collected first: the other matrices of this as_of are rewritten with the new one.
-        same = (F.col("earlier_snapshot") == F.lit(pair.earlier)) & (
-            F.col("dimension") == F.lit(by)
-        )
-        kept = (
-            store.read(path)
-            .filter((F.col(TRANSITIONS_PARTITION) == F.lit(pair.later)) & ~same)
-            .select(*TRANSITIONS_SCHEMA.fieldNames())
-            .collect()
-        )
-        rows.extend(tuple(r) for r in kept)
-    df = spark.createDataFrame(rows, TRANSITIONS_SCHEMA)
-    metadata = {
-        "run_id": run_id,
-        "as_of": pair.later.isoformat(),
-        "earlier_snapshot": pair.earlier.isoformat(),
-        "requested_earlier": pair.requested_earlier.isoformat(),
-        "dimension": by,
-        "rows": str(len(rows)),
-        "rfm_spark_version": __version__,
-    }
-    return int(
-        store.write_partition(
-            df,
-            path,
-            partition_column=TRANSITIONS_PARTITION,
-            partition_value=pair.later,
-            metadata=metadata,
-        )
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# One call for the command line
-# --------------------------------------------------------------------------------------------
-
-
-def load_pairs(
-    store: TableStore,
-    table_path: str,
-    *,
-    as_of: dt.date,
-    days: int = 14,
-    by: str = "segment",
-    version: int | None = None,
-    timestamp: dt.datetime | None = None,
-) -> tuple[SnapshotPair, DataFrame]:
-    """Read ``customer_segments``, pick the snapshots and join them.
-
-    Args:
-        store: A :class:`rfm_spark.io.store.TableStore`.
-        table_path: The ``customer_segments`` table.
-        as_of: The later snapshot.
-        days: How far back the earlier snapshot is wanted.
-        by: ``"segment"`` or ``"cluster"``.
-        version: Read the table at this version (time travel); latest when None.
-        timestamp: Or as of this instant (see ``TableStore.read``).
-
-    Returns:
-        The pair (print its ``note`` when set) and :func:`transition_pairs` of it.
-
-    Raises:
-        TransitionUsageError: See :func:`resolve_pair` and :func:`transition_pairs`.
-        TableError: No table at ``table_path``, or a bad version / timestamp.
-    """
-    _check_by(by)
-    segments = store.read(table_path, version=version, timestamp=timestamp)
-    pair = resolve_pair(available_snapshots(segments), as_of, days)
-    return pair, transition_pairs(segments, pair, by=by)

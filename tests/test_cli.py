@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rfm_spark.cli import build_parser, format_table, main
+from rfm_spark.cli import build_parser, format_table, main, render
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +19,20 @@ def test_help_lists_commands_and_contract(capsys: pytest.CaptureFixture[str]) ->
     assert "generate" in out and "segment" in out and "Exit codes" in out
 
 
-@pytest.mark.parametrize("command", ["generate", "segment"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "generate",
+        "segment",
+        "backfill",
+        "history",
+        "export",
+        "transitions",
+        "train",
+        "vacuum",
+        "optimize",
+    ],
+)
 def test_every_subcommand_has_help_with_common_options(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -66,6 +79,25 @@ def test_missing_argument_and_bad_spark_conf_exit_2() -> None:
 def test_format_table() -> None:
     text = format_table(["a", "n"], [("x", "1"), ("long", "22")], "lr")
     assert text.splitlines() == ["a      n", "----  --", "x      1", "long  22"]
+
+
+def test_format_table_headers_only_and_right_aligned_headers() -> None:
+    assert format_table(["segment", "n"], [], "lr").splitlines() == ["segment  n", "-------  -"]
+    text = format_table(["customers", "s"], [(1234, None)], "rl")
+    assert text.splitlines() == ["customers  s   ", "---------  ----", "     1234  None"]
+
+
+def test_movers_list_is_cut_after_twenty() -> None:
+    shown = [{"customer_id": i, "from_segment": "a", "to_segment": "b"} for i in range(20)]
+    lines = render.movers_lines(shown, 25)
+    assert lines[0] == "  0  a -> b" and len(lines) == 21
+    assert lines[-1] == "  ... and 5 more (use --output FILE for all)"
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    cmd = [sys.executable, "-m", "rfm_spark.cli", "--version"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.startswith("rfm-spark ")
 
 
 def test_console_script_runs() -> None:

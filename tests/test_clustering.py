@@ -34,17 +34,16 @@ from rfm_spark.clustering import (
     assign_clusters,
     cluster_profiles,
     format_scores,
-    load_model,
     match_clusters,
     name_clusters,
-    save_model,
     train,
 )
 from rfm_spark.config import InputSettings
 from rfm_spark.datagen import PERSONAS, generate
 from rfm_spark.errors import ConfigError, MissingColumnsError
 from rfm_spark.features import daily_aggregates, rfm_features
-from rfm_spark.inputs import read_transactions
+from rfm_spark.io.inputs import read_transactions
+from rfm_spark.io.models import load_model, save_model
 from rfm_spark.io.store import open_store
 
 pytestmark = pytest.mark.slow
@@ -389,7 +388,8 @@ def test_a_cluster_without_customers_still_has_a_profile_row(
 FRESH_SESSION_SCRIPT = """
 import sys
 
-from rfm_spark.clustering import assign_clusters, load_model
+from rfm_spark.clustering import assign_clusters
+from rfm_spark.io.models import load_model
 from rfm_spark.config import SparkSettings
 from rfm_spark.session import build_spark
 

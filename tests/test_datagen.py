@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from rfm_spark import datagen
+from rfm_spark.datagen.distributions import Draws, element, geometric, pick, poisson
 from rfm_spark.errors import UsageError
 
 END = dt.date(2026, 11, 23)
@@ -91,7 +92,7 @@ def _ts(day: dt.date) -> pd.Timestamp:
 
 
 def _rfm(tx: pd.DataFrame, snapshot: dt.date, lookback_days: int = 365) -> pd.DataFrame:
-    """RFM features per design section 2 (returns subtract; purchases define R and F)."""
+    """RFM features as the pipeline defines them (returns subtract; purchases define R and F)."""
     end = _ts(snapshot)
     window = tx[(tx["order_ts"] < end) & (tx["order_ts"] >= end - pd.Timedelta(days=lookback_days))]
     purchases = window[window["amount"] > 0]
@@ -397,6 +398,56 @@ def test_deterministic_for_a_seed(
     assert _checksum(other) != _checksum(again)
     other_customers = datagen.customers_df(spark, seed=SEED + 1, **size)
     assert _checksum(other_customers) != _checksum(customers)
+
+
+# Checksums of a small data set written by the generator before its split into a package (when
+# its distributions were SQL text). Benchmarks cache data sets by generator version, so any
+# change of values must be deliberate: update these together with that version.
+PINNED = {"customers": 300, "days": 730, "end_date": END, "seed": 5}
+PINNED_CHECKSUMS = {
+    "transactions": (11501, 8360442097, 5879786693),
+    "customers": (300, 981620341, 8867229410),
+    "products": (40, 1344723753, -17102954),
+}
+
+
+def test_values_pinned_for_a_seed(spark: SparkSession) -> None:
+    assert {
+        "transactions": _checksum(datagen.transactions_df(spark, products=40, **PINNED)),
+        "customers": _checksum(datagen.customers_df(spark, **PINNED)),
+        "products": _checksum(datagen.products_df(spark, products=40, seed=5)),
+    } == PINNED_CHECKSUMS
+
+
+def test_distributions_compose_as_columns(spark: SparkSession) -> None:
+    """The Column helpers draw what they claim, composed on any key column."""
+    draws = Draws(3, ("id",))
+    lam = F.when(F.col("id") % 2 == 0, 4.0).otherwise(60.0)  # exact and normal branches
+    df = spark.range(40_000).select(
+        (F.col("id") % 2 == 0).alias("small"),
+        poisson(lam, draws.uniform(1), draws.normal(2), 99).alias("poisson"),
+        geometric(draws.uniform(4), 0.375).alias("geometric"),
+        pick(draws.uniform(5), [0.5, 0.3, 0.2]).alias("pick"),
+        element(["a", "b"], pick(draws.uniform(6), [1.0, 0.0])).alias("element"),
+        draws.normal(7).alias("normal"),
+    )
+    stats = df.groupBy("small").agg(F.mean("poisson"), F.variance("poisson")).collect()
+    moments = {row[0]: (row[1], row[2]) for row in stats}
+    assert moments[True] == pytest.approx((4.0, 4.0), rel=0.05)
+    assert moments[False] == pytest.approx((60.0, 60.0), rel=0.05)
+    row = df.agg(
+        F.mean("geometric"),
+        *[F.mean((F.col("pick") == i).cast("double")) for i in range(3)],
+        F.countDistinct("element"),
+        F.mean("normal"),
+        F.stddev("normal"),
+    ).first()
+    assert row is not None
+    assert row[0] == pytest.approx(0.375 / 0.625, rel=0.05)
+    assert list(row[1:4]) == pytest.approx([0.5, 0.3, 0.2], abs=0.01)
+    assert row[4] == 1
+    assert row[5] == pytest.approx(0.0, abs=0.02)
+    assert row[6] == pytest.approx(1.0, rel=0.02)
 
 
 def test_lazy_frames_need_no_action(spark: SparkSession) -> None:

@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 from rfm_spark.cli import main
 from rfm_spark.config import InputSettings
 from rfm_spark.features import daily_aggregates, rfm_features
-from rfm_spark.inputs import read_transactions
+from rfm_spark.io.inputs import read_transactions
 from rfm_spark.pipeline import OUTPUT_SCHEMA
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ LOOKBACK = 365
 
 
 def pandas_features(tx: pd.DataFrame, snapshot: dt.date, lookback: int) -> pd.DataFrame:
-    """design.md section 2, written directly over the transactions (no daily aggregates)."""
+    """The feature definitions of docs/tables.md, written directly over the transactions (no daily aggregates)."""
     tx = tx.copy()
     tx["day"] = pd.to_datetime(tx["order_ts"], utc=True).dt.tz_convert("UTC").dt.date
     start = snapshot - dt.timedelta(days=lookback)
@@ -172,7 +172,8 @@ def test_train_then_segment_assigns_clusters_and_cluster_transitions(
 ) -> None:
     from deltalake import DeltaTable
 
-    from rfm_spark.clustering import assign_clusters, load_model
+    from rfm_spark.clustering import assign_clusters
+    from rfm_spark.io.models import load_model
 
     common = ["--warehouse", str(tmp_path), "--quiet"]
 

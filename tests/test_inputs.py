@@ -13,7 +13,7 @@ from pyspark.sql import SparkSession
 
 from rfm_spark.config import ColumnMapping, CsvOptions, InputSettings
 from rfm_spark.errors import EnvironmentProblem, InputError, MissingColumnsError
-from rfm_spark.inputs import read_transactions
+from rfm_spark.io.inputs import read_transactions
 from rfm_spark.session import check_java, java_major_version
 
 
@@ -154,7 +154,7 @@ def test_parquet_from_pandas_with_nanosecond_timestamps(
     want = [t.floor("us").to_pydatetime() for t in ts]
     assert [r["order_ts"].replace(tzinfo=None) for r in got] == want
     raw = spark.read.parquet(str(path))
-    from rfm_spark.inputs import nanos_as_timestamps
+    from rfm_spark.io.inputs import nanos_as_timestamps
 
     types = dict(nanos_as_timestamps(raw).dtypes)
     assert (types["order_ts"], types["paid_at"], types["quantity"]) == (

@@ -1,13 +1,13 @@
 """Property tests (hypothesis) of scoring and of scheme validation on arbitrary inputs.
 
 Every expectation comes from a pure-Python reference written here from the documented rules
-(design.md sections 3 and 4, ``ScoringSettings`` / ``Thresholds`` in rfm_spark/config.py), not
+(``ScoringSettings`` / ``Thresholds`` in rfm_spark/config.py), not
 from the code under test. Spark calls are slow, so the Spark properties draw few examples with
 rich data (several groups, ties, negatives, extreme decimals, awkward group column names) and
 the pure-Python properties (scheme validation) draw many.
 
 Measures are never null here: features always have a recency, a frequency and a net spend
-(design.md section 2), and no rule says what a missing measure should score. Group values may
+(docs/tables.md), and no rule says what a missing measure should score. Group values may
 be null: nulls form their own group.
 """
 
@@ -134,7 +134,7 @@ def value(row: tuple[Any, ...], axis: str) -> Any:
 
 
 def reference_ntile(rows: Sequence[tuple[Any, ...]], bins: int, axis: str) -> dict[str, int]:
-    """Spark's ntile(bins) over design.md's order, by hand: the first ``n % bins`` buckets hold
+    """Spark's ntile(bins) over the scoring order, by hand: the first ``n % bins`` buckets hold
     one row more; R orders by recency descending, F and M ascending, ties by customer_id."""
     ordered = sorted(rows, key=lambda r: (-value(r, axis) if axis == "r" else value(r, axis), r[0]))
     n = len(ordered)
@@ -188,7 +188,7 @@ def test_ntile_scores_are_exact_ntile_buckets(
             assert used == list(range(1, min(bins, len(group)) + 1))
             counts = [sizes[s] for s in used]
             assert max(counts) - min(counts) <= 1 and counts == sorted(counts, reverse=True)
-            # the order of design.md section 3: a later row never gets a lower bucket
+            # the scoring order: a later row never gets a lower bucket
             assert scores == reference_ntile(group, bins, axis), axis
 
 

@@ -30,7 +30,7 @@ def features(spark: SparkSession, rows: list[tuple]) -> DataFrame:
 
 
 def spark_ntile(df: DataFrame, bins: int, groups: list[str]) -> DataFrame:
-    """Spark's own ntile over the orders of design.md section 3 (the reference)."""
+    """Spark's own ntile over the product's orders (the reference)."""
     part = [F.coalesce(F.col(g), F.lit("(null)")) for g in groups]
 
     def nt(*order: str | F.Column) -> F.Column:

@@ -19,27 +19,23 @@ from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from rfm_spark.errors import RfmError, UsageError
+from rfm_spark.cli.render import crosstab_table, matrix_table
+from rfm_spark.errors import RfmError, TransitionError, TransitionUsageError, UsageError
+from rfm_spark.io.exports import write_result
 from rfm_spark.io.store import open_store
+from rfm_spark.io.transitions_table import load_pairs, materialize
 from rfm_spark.pipeline import OUTPUT_SCHEMA
 from rfm_spark.transitions import (
     GONE,
     NEW,
     NONE,
     SnapshotPair,
-    TransitionError,
-    TransitionUsageError,
     available_snapshots,
     check_labels,
-    crosstab_table,
-    load_pairs,
-    materialize,
-    matrix_table,
     movers,
     resolve_pair,
     transition_matrix,
     transition_pairs,
-    write_result,
 )
 
 D0 = dt.date(2024, 1, 3)

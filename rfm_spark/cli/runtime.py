@@ -1,0 +1,72 @@
+"""What every command needs from its parsed flags: the config, a Spark session, the store.
+
+Shared so each command applies ``--config``, ``--warehouse``, ``--master`` and ``--spark-conf``
+the same way, and so Spark is only started once a command has checked its own flags (a usage
+error then costs no JVM start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from rfm_spark.config import Config, load_config
+
+if TYPE_CHECKING:
+    from rfm_spark.io.store import TableStore
+
+
+def config_from(args: argparse.Namespace, overrides: dict[str, Any]) -> Config:
+    """The config file (or the defaults) with the common flags and ``overrides`` applied.
+
+    Args:
+        args: Parsed flags, including the common options.
+        overrides: Dotted config keys to flag values; ``None`` keeps the configured value.
+
+    Returns:
+        The validated config; a bad value raises the config's own usage error (exit 2).
+    """
+    config = load_config(args.config)
+    spark_conf = dict(config.spark.conf)
+    spark_conf.update(dict(args.spark_conf))
+    common = {
+        "warehouse": args.warehouse,
+        "spark.master": args.master,
+        "spark.conf": spark_conf if args.spark_conf else None,
+    }
+    return config.with_overrides({**common, **overrides})
+
+
+def _uses_s3a(config: Config) -> bool:
+    """Whether the run reads or writes ``s3a://`` (then the session loads hadoop-aws)."""
+    paths = (config.warehouse, config.input.path, config.input.customers_path)
+    return any(str(p or "").startswith("s3a://") for p in paths)
+
+
+def spark_session(config: Config, args: argparse.Namespace) -> Any:
+    """The Spark session, quiet unless ``--verbose`` because the CLI reports failures itself.
+
+    Args:
+        config: The run's config (Spark settings, paths that may need hadoop-aws).
+        args: Parsed flags (``--verbose``, ``--quiet`` and the command's name).
+
+    Returns:
+        The session, after one progress line naming Spark's version and master.
+    """
+    from rfm_spark.session import build_spark
+
+    spark = build_spark(config.spark, quiet=not args.verbose, s3=_uses_s3a(config))
+    if not args.verbose:
+        spark.sparkContext.setLogLevel("FATAL")
+    if not getattr(args, "quiet", False):
+        sc = spark.sparkContext
+        print(f"[{args.command}] Spark {spark.version}, master {sc.master}", file=sys.stderr)
+    return spark
+
+
+def table_store(args: argparse.Namespace, config: Config) -> TableStore:
+    """The Delta table store of the configured backend, on a fresh Spark session."""
+    from rfm_spark.io.store import open_store
+
+    return open_store(spark_session(config, args), config.output.backend)

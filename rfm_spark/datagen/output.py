@@ -1,0 +1,107 @@
+"""Writing the generated tables: the only part of the generator that does I/O.
+
+The table definitions elsewhere in the package are lazy and side-effect free; this module
+materialises them as Parquet, so a benchmark or a test can use the DataFrames directly and the
+write path can move to :mod:`rfm_spark.io` without touching the generator.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+
+from rfm_spark.datagen.arguments import check_args, check_int
+from rfm_spark.datagen.customers import customers_df
+from rfm_spark.datagen.params import DEFAULT_END_DATE
+from rfm_spark.datagen.products import products_df
+from rfm_spark.datagen.transactions import transactions_df
+
+
+@dataclass(frozen=True)
+class GenerateSummary:
+    """What :func:`generate` wrote.
+
+    Attributes:
+        out_dir: the output directory (``transactions``, ``customers``, ``products`` below it).
+        customers: rows in ``customers``.
+        transactions: rows in ``transactions`` (counted on the written Parquet).
+        products: rows in ``products``.
+        start_date: first day covered (``end_date - days``).
+        end_date: every ``order_ts`` is strictly before this date, 00:00 UTC.
+        seed: the seed used.
+    """
+
+    out_dir: str
+    customers: int
+    transactions: int
+    products: int
+    start_date: dt.date
+    end_date: dt.date
+    seed: int
+
+
+def generate(
+    spark: SparkSession,
+    out_dir: str,
+    *,
+    customers: int = 20000,
+    days: int = 730,
+    end_date: dt.date = DEFAULT_END_DATE,
+    seed: int = 42,
+    products: int = 500,
+    partitions: int | None = None,
+) -> GenerateSummary:
+    """Write ``transactions``, ``customers`` and ``products`` as Parquet under ``out_dir``.
+
+    Each table is written with Spark's writer in overwrite mode; nothing is collected on the
+    driver. The transactions count comes from the written Parquet (a metadata-only count).
+
+    Args:
+        spark: the session.
+        out_dir: output directory (local path or any Hadoop URI).
+        customers: number of customers (>= 1).
+        days: length of the period (>= 1); transactions fall in ``[end_date - days, end_date)``.
+        end_date: first day after the period (UTC).
+        seed: random seed; the same arguments give the same content.
+        products: size of the product catalogue (>= 1).
+        partitions: partitions (files) of the transactions; default sized for ~2M rows each.
+
+    Returns:
+        A :class:`GenerateSummary` with the row counts and the period.
+
+    Raises:
+        UsageError: invalid arguments.
+    """
+    check_args(customers, days, end_date, seed)
+    check_int("products", products, 1, "--products")
+    if partitions is not None:
+        check_int("partitions", partitions, 1, "--partitions")
+    root = out_dir.rstrip("/")
+    transactions = transactions_df(
+        spark,
+        customers=customers,
+        days=days,
+        end_date=end_date,
+        seed=seed,
+        products=products,
+        partitions=partitions,
+    )
+    transactions.write.mode("overwrite").parquet(f"{root}/transactions")
+    customers_df(spark, customers=customers, days=days, end_date=end_date, seed=seed).write.mode(
+        "overwrite"
+    ).parquet(f"{root}/customers")
+    products_df(spark, products=products, seed=seed).write.mode("overwrite").parquet(
+        f"{root}/products"
+    )
+    n_transactions = spark.read.parquet(f"{root}/transactions").count()
+    return GenerateSummary(
+        out_dir=out_dir,
+        customers=customers,
+        transactions=n_transactions,
+        products=products,
+        start_date=end_date - dt.timedelta(days=days),
+        end_date=end_date,
+        seed=seed,
+    )

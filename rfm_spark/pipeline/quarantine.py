@@ -1,0 +1,99 @@
+"""The quarantine write: a run's bad rows, kept where they can be fixed, and the share limit.
+
+The bad rows are written before the share check so that a run refused for too many bad rows
+still leaves them to look at; nothing reaches ``customer_segments`` in that case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from pyspark.sql import DataFrame
+
+from rfm_spark import __version__
+from rfm_spark.errors import DataError
+from rfm_spark.pipeline.output import SNAPSHOT_COLUMN
+from rfm_spark.pipeline.results import Reconciliation
+from rfm_spark.pipeline.run import Run, commit_txn
+from rfm_spark.validation import DUPLICATE, QUARANTINE_SCHEMA, quarantine_rows
+
+
+def write_quarantine(
+    run: Run,
+    validated: DataFrame,
+    *,
+    recon: Reconciliation,
+    window: tuple[dt.date, dt.date],
+    snapshot_date: dt.date,
+    now: dt.datetime,
+) -> tuple[str | None, int | None]:
+    """Replace the ``snapshot_date`` partition of the quarantine table with this run's bad rows,
+    then fail the run when too many rows were bad.
+
+    Args:
+        run: The run.
+        validated: The validated input (bad rows carry their reason).
+        recon: Where the input rows went.
+        window: The days whose duplicates were quarantined.
+        snapshot_date: The partition to replace.
+        now: The run's start (the quarantine time of the rows).
+
+    Returns:
+        (path, version) of the quarantine commit, or (None, None) when there was nothing to
+        write (no bad rows and no quarantine table yet).
+
+    Raises:
+        DataError: More than ``validation.max_quarantine_share`` of the input rows are bad.
+    """
+    config = run.config
+    path = config.table_path(config.output.quarantine_table)
+    total = recon.quarantined_rows
+    version = None
+    if total or run.store.exists(path):  # an existing partition is emptied by a clean rerun
+        rows = (
+            quarantine_rows(
+                validated,
+                window=window,
+                duplicates=bool(recon.quarantined.get(DUPLICATE)),
+                snapshot_date=snapshot_date,
+                run_id=run.run_id,
+                source=str(config.input.path),
+                now=now,
+            )
+            if total
+            else validated.sparkSession.createDataFrame([], QUARANTINE_SCHEMA)
+        )
+        with run.progress.step(f"writing {total:,} quarantined row(s) to {path}"):
+            version = run.store.write_partition(
+                rows,
+                path,
+                partition_column=SNAPSHOT_COLUMN,
+                partition_value=snapshot_date,
+                metadata={
+                    "run_id": run.run_id,
+                    "snapshot_date": snapshot_date.isoformat(),
+                    "reconciliation": json.dumps(recon.as_dict(), sort_keys=True),
+                    "rfm_spark_version": __version__,
+                },
+                table_properties=config.history.table_properties(),
+                txn=commit_txn(config),
+            )
+    _check_share(run, recon, path)
+    return (path if version is not None else None), version
+
+
+def _check_share(run: Run, recon: Reconciliation, path: str) -> None:
+    """Refuse the run when bad rows exceed ``validation.max_quarantine_share`` of the input."""
+    config = run.config
+    total = recon.quarantined_rows
+    limit = config.validation.max_quarantine_share
+    share = total / recon.input_rows if recon.input_rows else 0.0
+    if share > limit:
+        reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(recon.quarantined.items()))
+        raise DataError(
+            f"{total:,} of {recon.input_rows:,} input rows ({share:.2%}) are bad ({reasons}), "
+            f"more than validation.max_quarantine_share ({limit:.2%}); nothing was committed "
+            f"to {config.output.table}. The rows are in {path} (run_id {run.run_id}). Fix the "
+            "input or raise validation.max_quarantine_share"
+        )

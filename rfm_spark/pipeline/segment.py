@@ -1,0 +1,237 @@
+"""The segment run: one snapshot from the input to one Delta commit of its partition.
+
+input -> validation -> daily aggregates -> features -> scores -> segments -> clusters ->
+commit. A rerun of a date replaces its partition atomically, and a retry with the same
+idempotency key returns the earlier attempt's commit instead of writing again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, Observation, SparkSession
+
+from rfm_spark.clustering import ClusterModel
+from rfm_spark.config import Config
+from rfm_spark.io.commits import Txn
+from rfm_spark.pipeline.output import SNAPSHOT_COLUMN, segment_rows
+from rfm_spark.pipeline.quarantine import write_quarantine
+from rfm_spark.pipeline.results import Reconciliation, SegmentResult, summary_of
+from rfm_spark.pipeline.rows import (
+    check_not_empty,
+    features_for,
+    no_customers,
+    reconciliation,
+    valid_rows,
+)
+from rfm_spark.pipeline.run import (
+    Run,
+    commit_metadata,
+    commit_txn,
+    current_model,
+    model_metadata,
+    start_run,
+)
+from rfm_spark.progress import Progress
+from rfm_spark.scoring import ScoringInfo, score
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """The snapshot a segment run makes and the window of input days it reads."""
+
+    date: dt.date
+    start: dt.date  # the first day of the window; the window ends the day before ``date``
+    now: dt.datetime  # the run's start: future timestamps and the quarantine time
+
+
+@dataclass(frozen=True)
+class _Committed:
+    """What the commit step leaves for the result."""
+
+    version: int
+    info: ScoringInfo
+    recon: Reconciliation
+    quarantine: tuple[str | None, int | None]
+
+
+def run_segment(
+    spark: SparkSession,
+    config: Config,
+    snapshot_date: dt.date,
+    *,
+    progress: Progress | None = None,
+    run_id: str | None = None,
+) -> SegmentResult:
+    """Segment all customers as of ``snapshot_date`` and commit the snapshot's partition.
+
+    A rerun of the same date replaces that partition in one atomic commit.
+
+    Args:
+        spark: The session.
+        config: The run's configuration.
+        snapshot_date: The snapshot: features cover the lookback window before this day.
+        progress: Where the progress lines go (a new ``segment`` one when None).
+        run_id: The run's id (a new one when None).
+
+    Returns:
+        The committed version with its reconciliation, scoring and segment summary.
+    """
+    run = start_run(spark, config, "segment", progress=progress, run_id=run_id)
+    txn = commit_txn(config)
+    done = run.store.txn_version(run.path, txn) if txn is not None else None
+    if done is not None:
+        run.progress.info(f"idempotency key {config.output.idempotency_key!r} already committed")
+        return replayed(run, done, snapshot_date)
+    run.progress.info(
+        f"run {run.run_id}: snapshot {snapshot_date}, scoring {config.scoring.method}, "
+        f"scheme {run.scheme.name}"
+    )
+    model = current_model(run)
+    start = snapshot_date - dt.timedelta(days=config.features.lookback_days)
+    snap = _Snapshot(date=snapshot_date, start=start, now=dt.datetime.now(dt.timezone.utc))
+    committed = _score_and_commit(run, snap, model, txn)
+    with run.progress.step("summarising the committed snapshot"):
+        summary = summary_of(run.store, run.path, committed.version, snapshot_date, run.scheme)
+    return SegmentResult(
+        run_id=run.run_id,
+        snapshot_date=snapshot_date,
+        table_path=run.path,
+        version=committed.version,
+        backend=run.store.backend,
+        customers=sum(s.customers for s in summary),
+        reconciliation=committed.recon,
+        scoring=committed.info,
+        scheme=run.scheme.name,
+        summary=summary,
+        timings=dict(run.progress.timings),
+        quarantine_path=committed.quarantine[0],
+        quarantine_version=committed.quarantine[1],
+    )
+
+
+def _score_and_commit(
+    run: Run, snap: _Snapshot, model: ClusterModel | None, txn: Txn | None
+) -> _Committed:
+    """Read the window, quarantine its bad rows, then score, segment and commit it.
+
+    The features are cached for the count, the scoring plan and the write, and released
+    whatever happens.
+    """
+    validated, rows, obs, dups = valid_rows(
+        run.spark, run.config, start=snap.start, end=snap.date, now=snap.now
+    )
+    features = features_for(run.spark, run.config, rows, snap.date)
+    try:
+        recon, customers = _count(run, features, obs, dups)
+        quarantine = write_quarantine(
+            run,
+            validated,
+            recon=recon,
+            window=(snap.start, snap.date),
+            snapshot_date=snap.date,
+            now=snap.now,
+        )
+        if customers == 0:
+            raise no_customers(run.config, snap.start, snap.date)
+        version, info = _commit(run, features, snap.date, model, recon, customers, txn)
+    finally:
+        features.unpersist()
+    return _Committed(version=version, info=info, recon=recon, quarantine=quarantine)
+
+
+def _count(
+    run: Run, features: DataFrame, obs: Observation, dups: Observation | None
+) -> tuple[Reconciliation, int]:
+    """Count the customers: the first action, which also fills the row counts.
+
+    Returns:
+        Where the input rows went and the customers in the window.
+
+    Raises:
+        DataError: The input has no rows.
+    """
+    with run.progress.step("reading and validating transactions, computing features"):
+        customers = features.count()
+    recon = reconciliation(obs, int((dups.get.get("duplicates") if dups else 0) or 0))
+    run.progress.info(f"{recon.line()}; {customers:,} customers")
+    check_not_empty(run.config, recon)
+    return recon, customers
+
+
+def _commit(
+    run: Run,
+    features: DataFrame,
+    snapshot_date: dt.date,
+    model: ClusterModel | None,
+    recon: Reconciliation,
+    customers: int,
+    txn: Txn | None,
+) -> tuple[int, ScoringInfo]:
+    """Score and segment the (cached, non-empty) features and commit them as one partition.
+
+    Returns:
+        The committed version and how the snapshot was scored.
+    """
+    config = run.config
+    with run.progress.step(f"planning {config.scoring.method} scores"):
+        scored, info = score(features, config.scoring, rows=customers)
+        out = segment_rows(
+            scored, config, run.scheme, snapshot_date=snapshot_date, run_id=run.run_id, model=model
+        )
+    metadata = commit_metadata(
+        run,
+        snapshot_date=snapshot_date,
+        info=info,
+        recon=recon,
+        output_rows=customers,
+        extra=model_metadata(model),
+    )
+    with run.progress.step(
+        f"scoring, segmenting and committing to {run.path} ({run.store.backend})"
+    ):
+        version = run.store.write_partition(
+            out,
+            run.path,
+            partition_column=SNAPSHOT_COLUMN,
+            partition_value=snapshot_date,
+            metadata=metadata,
+            table_properties=config.history.table_properties(),
+            txn=txn,
+        )
+    return version, info
+
+
+def replayed(run: Run, version: int, snapshot_date: dt.date) -> SegmentResult:
+    """The result of the earlier attempt that committed ``version`` (nothing is recomputed).
+
+    Rebuilt from that commit's metadata and the table as committed, so a retried run reports
+    what the attempt that succeeded did.
+    """
+    from rfm_spark.history import run_metadata
+
+    commit = next(c for c in run.store.history(run.path) if c["version"] == version)
+    meta = run_metadata(commit)
+    scoring = meta.get("scoring") or {}
+    summary = summary_of(run.store, run.path, version, snapshot_date, run.scheme)
+    return SegmentResult(
+        run_id=str(meta.get("run_id", "")),
+        snapshot_date=snapshot_date,
+        table_path=run.path,
+        version=version,
+        backend=run.store.backend,
+        customers=sum(s.customers for s in summary),
+        reconciliation=Reconciliation(**meta["reconciliation"]),
+        scoring=ScoringInfo(
+            method=str(scoring.get("method", meta.get("scoring_method", ""))),
+            bins=int(scoring.get("bins", 0)),
+            partition_by=tuple(scoring.get("partition_by", ())),
+            cut_points=scoring.get("cut_points", {}),
+            collapsed=scoring.get("collapsed", {}),
+            ranges=scoring.get("ranges", {}),
+        ),
+        scheme=str(meta.get("scheme", run.scheme.name)),
+        summary=summary,
+        replayed=True,
+    )
