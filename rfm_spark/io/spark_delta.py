@@ -200,11 +200,14 @@ class SparkDeltaStore(StoreBase):
         reject_timestamp_ntz(new_fields, path)
         if not self.exists(path):
             return False
-        table = self._table(path)
+        from delta.tables import DeltaTable as SparkDeltaTable
+
+        table = SparkDeltaTable.forPath(self.spark, path)  # one log load for all three checks
         detail = table.detail().select("partitionColumns").first()
+        latest = table.history(1).select("version").first()
         check_layout(
             path,
-            self.version(path),
+            int(latest[0]) if latest else 0,
             list(detail[0]) if detail else [],
             partition_column,
             spark_fields(table.toDF().schema),

@@ -25,13 +25,15 @@ from urllib.parse import unquote
 import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
+from pyspark.sql import DataFrame
 
-from rfm_spark.errors import TableError
+from rfm_spark.errors import TableError, java_error_line
 from rfm_spark.io.commits import decode_metadata
 
 log = logging.getLogger(__name__)
 
 STAGING_DIR = "_staging"
+_TIMESTAMP_CONF = "spark.sql.parquet.outputTimestampType"
 FAULT_ENV = "RFM_SPARK_FAULT"  # testing aid, see fault_point
 OWNER_FILE = "_owner.json"  # in a staging folder: the writing process
 MANIFEST_FILE = "_manifest.json"  # in a staging folder: files about to be moved into the table
@@ -336,3 +338,27 @@ def final_name(name: str, write_id: str) -> str:
         if rest:
             return f"part-{head}-{write_id}-{rest}"
     return f"part-{write_id}-{name}"
+
+
+def write_staged_parquet(df: DataFrame, staging: str, partition_column: str, root: str) -> None:
+    """Spark writes the files (on the executors) with micro-second timestamps."""
+    spark = df.sparkSession
+    previous = spark.conf.get(_TIMESTAMP_CONF, None)
+    if previous != "TIMESTAMP_MICROS":
+        # INT96 timestamps have no usable statistics; never write them into a Delta table.
+        spark.conf.set(_TIMESTAMP_CONF, "TIMESTAMP_MICROS")
+    try:
+        df.write.mode("errorifexists").partitionBy(partition_column).parquet(
+            spark_path(staging, escape_glob=False)
+        )
+    except Exception as exc:  # Py4J / PySpark errors: surface one clear line
+        first = java_error_line(exc) or type(exc).__name__
+        raise TableError(
+            f"Writing the Parquet files for {root} failed: {first}. Nothing was committed."
+        ) from exc
+    finally:
+        if previous != "TIMESTAMP_MICROS":
+            if previous is None:
+                spark.conf.unset(_TIMESTAMP_CONF)
+            else:
+                spark.conf.set(_TIMESTAMP_CONF, previous)

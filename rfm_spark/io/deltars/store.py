@@ -26,7 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from rfm_spark.errors import TableError, java_error_line
+from rfm_spark.errors import TableError
 from rfm_spark.io.commits import (
     Commit,
     Txn,
@@ -63,6 +63,7 @@ from rfm_spark.io.deltars.staging import (
     rmdir_if_empty,
     spark_path,
     write_json,
+    write_staged_parquet,
 )
 from rfm_spark.io.deltars.stats import StatsConfig, file_stats
 from rfm_spark.io.store import StoreBase
@@ -72,7 +73,6 @@ log = logging.getLogger(__name__)
 
 STALE_STAGING_HOURS = 6.0
 COMMIT_ATTEMPTS = 5
-_TIMESTAMP_CONF = "spark.sql.parquet.outputTimestampType"
 
 
 class DeltaRsStore(StoreBase):
@@ -282,7 +282,7 @@ class DeltaRsStore(StoreBase):
     ) -> tuple[list[StagedFile], DeltaSchema, DeltaTable | None, dict[str, str]]:
         """Spark writes the files; they are checked; their statistics read from the footers."""
         root = os.path.dirname(os.path.dirname(staging))
-        self._write_parquet(df, os.path.join(staging, STAGED_DATA), partition_column, root)
+        write_staged_parquet(df, os.path.join(staging, STAGED_DATA), partition_column, root)
         staged = list_staged_files(os.path.join(staging, STAGED_DATA), partition_column, root)
         fault_point("staged")
         unexpected = sorted({"null" if s.value is None else s.value for s in staged} - set(values))
@@ -342,29 +342,6 @@ class DeltaRsStore(StoreBase):
             "files_added": int(metrics.get("numFilesAdded", 0)),
             "files_removed": int(metrics.get("numFilesRemoved", 0)),
         }
-
-    def _write_parquet(self, df: DataFrame, staging: str, partition_column: str, root: str) -> None:
-        """Spark writes the files (on the executors) with micro-second timestamps."""
-        spark = df.sparkSession
-        previous = spark.conf.get(_TIMESTAMP_CONF, None)
-        if previous != "TIMESTAMP_MICROS":
-            # INT96 timestamps have no usable statistics; never write them into a Delta table.
-            spark.conf.set(_TIMESTAMP_CONF, "TIMESTAMP_MICROS")
-        try:
-            df.write.mode("errorifexists").partitionBy(partition_column).parquet(
-                spark_path(staging, escape_glob=False)
-            )
-        except Exception as exc:  # Py4J / PySpark errors: surface one clear line
-            first = java_error_line(exc) or type(exc).__name__
-            raise TableError(
-                f"Writing the Parquet files for {root} failed: {first}. Nothing was committed."
-            ) from exc
-        finally:
-            if previous != "TIMESTAMP_MICROS":
-                if previous is None:
-                    spark.conf.unset(_TIMESTAMP_CONF)
-                else:
-                    spark.conf.set(_TIMESTAMP_CONF, previous)
 
     @staticmethod
     def _stats(staged: Sequence[StagedFile], config: StatsConfig) -> dict[str, str]:
