@@ -64,7 +64,7 @@ def ensure_data(customers: int, days: int = DAYS) -> Path:
     code = (
         "import datetime as dt, sys\n"
         "from rfm_spark.config import SparkSettings\n"
-        "from rfm_spark.datagen import generate\n"
+        "from rfm_spark.io.demo_data import generate\n"
         "from rfm_spark.session import build_spark\n"
         "spark = build_spark(SparkSettings(master='local[2]', conf={"
         "'spark.driver.memory': '8g', 'spark.ui.enabled': 'false'}), quiet=True)\n"

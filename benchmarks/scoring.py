@@ -1,6 +1,5 @@
-"""The scoring step alone under local[1] and local[2]: rfm-spark's exact distributed ntile
-against the naive global-window ntile and the prototype in benchmarks/proto_scoring.py
-("cutkeys"), on the same cached features.
+"""The scoring step alone under local[1] and local[2]: rfm-spark's exact ntile (cut keys, a
+narrow map) against the naive global-window ntile, on the same cached features.
 
     .venv/bin/python benchmarks/scoring.py --size 30m --repeat 3
     .venv/bin/python benchmarks/scoring.py --synthetic 8000000 --modes ours,naive --repeat 3
@@ -81,22 +80,13 @@ def worker(
     def naive() -> Any:
         return naive_scores(features), {}
 
-    def cutkeys() -> Any:
-        from proto_scoring import score_ntile_cutkeys
-
-        return score_ntile_cutkeys(features, bins=config.scoring.bins), {}
-
     # correctness once, untimed: the two scorers per customer
     a, ranges = ours()
     b, _ = naive()
     cols = ["customer_id", "r_score", "f_score", "m_score"]
     mismatched = a.select(*cols).exceptAll(b.select(*cols)).count()
-    all_modes = {"ours": ours, "naive": naive, "cutkeys": cutkeys}
+    all_modes = {"ours": ours, "naive": naive}
     modes = {m: all_modes[m] for m in modes_arg.split(",")}
-    mismatched_cutkeys = None
-    if "cutkeys" in modes:
-        c, _ = cutkeys()
-        mismatched_cutkeys = c.select(*cols).exceptAll(b.select(*cols)).count()
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
     for i in range(repeat):
         for mode in modes if i % 2 == 0 else list(reversed(modes)):
@@ -120,7 +110,6 @@ def worker(
         "customers_scored": customers,
         "ranges": ranges,
         "scores_mismatched_rows": mismatched,
-        "cutkeys_mismatched_rows": mismatched_cutkeys,
         "runs": runs,
         "median_s": {m: statistics.median(r["seconds"] for r in v) for m, v in runs.items()},
         "memory": common.peak_memory_mb(),
@@ -134,7 +123,7 @@ def main() -> None:
     p.add_argument(
         "--synthetic", type=int, default=0, help="score N synthetic customers (no transactions)"
     )
-    p.add_argument("--modes", default="ours,naive,cutkeys")
+    p.add_argument("--modes", default="ours,naive")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--masters", default="local[2],local[1]")
     p.add_argument("--smoke", action="store_true", help="no pytest gate, nothing recorded")
@@ -161,7 +150,6 @@ def main() -> None:
     if "local[1]" in med and "local[2]" in med:
         speedup = {mode: med["local[1]"][mode] / med["local[2]"][mode] for mode in med["local[1]"]}
     naive_over_ours = {m: v["naive"] / v["ours"] for m, v in med.items() if "naive" in v}
-    ours_over_cutkeys = {m: v["ours"] / v["cutkeys"] for m, v in med.items() if "cutkeys" in v}
     record = {
         **common.header("scoring.py"),
         "spark_conf": common.SPARK_CONF,
@@ -172,14 +160,12 @@ def main() -> None:
         "median_s": med,
         "speedup_local1_to_local2": speedup,
         "naive_over_ours": naive_over_ours,
-        "ours_over_cutkeys_prototype": ours_over_cutkeys,
         "note": args.note,
     }
     if not args.smoke:
         common.append_result("scoring.jsonl", record)
     print(json.dumps({k: record[k] for k in ("median_s", "speedup_local1_to_local2")}, indent=2))
     print(json.dumps({m: r["scores_mismatched_rows"] for m, r in per_master.items()}))
-    print(json.dumps({m: r["cutkeys_mismatched_rows"] for m, r in per_master.items()}))
 
 
 if __name__ == "__main__":

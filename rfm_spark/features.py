@@ -22,19 +22,6 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-FEATURE_COLUMNS = (
-    "customer_id",
-    "recency_days",
-    "frequency",
-    "monetary",
-    "purchase_days",
-    "avg_order_value",
-    "first_purchase_date",
-    "last_purchase_date",
-    "tenure_days",
-    "flag",
-)
-
 
 def daily_aggregates(
     transactions: DataFrame,

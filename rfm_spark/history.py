@@ -12,18 +12,6 @@ from rfm_spark.config import HistorySettings
 from rfm_spark.errors import UsageError
 from rfm_spark.io.store import TableStore
 
-HISTORY_COLUMNS = (
-    "version",
-    "committed_at",
-    "operation",
-    "snapshot_date",
-    "run_id",
-    "scheme",
-    "scoring",
-    "input_rows",
-    "output_rows",
-)
-
 
 def history_rows(commits: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Flatten ``TableStore.history()`` into rows of :data:`HISTORY_COLUMNS` (newest first)."""

@@ -21,9 +21,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from rfm_spark.errors import SchemeError
+from rfm_spark.schemas import SCORE_COLUMNS
 
 AXES = ("r", "f", "m")
-SCORE_COLUMNS = {"r": "r_score", "f": "f_score", "m": "m_score"}
 BUILTIN_SCHEMES = ("rfm11", "rf10")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from rfm_spark.config import SparkSettings
-from rfm_spark.errors import EnvironmentProblem
+from rfm_spark.errors import ConfigError, EnvironmentProblem
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +27,11 @@ PARAMETERS_AT_ANALYSIS = "spark.sql.legacy.parameterSubstitution.constantsOnly"
 # Parquet footers carry statistics Delta can use, UTC as the session zone.
 ELIMINATE_SORTS = "org.apache.spark.sql.catalyst.optimizer.EliminateSorts"
 
+TIME_ZONE = "spark.sql.session.timeZone"
+
 BASE_CONF: dict[str, str] = {
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-    "spark.sql.session.timeZone": "UTC",
+    TIME_ZONE: "UTC",
     "spark.sql.adaptive.enabled": "true",
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
     # the exact-duplicate grouping sorts each partition by its key, so that it and the order,
@@ -183,19 +185,22 @@ def build_spark(
     *,
     quiet: bool = False,
     s3: bool = False,
+    time_zone: str | None = None,
 ) -> SparkSession:
     """Build (or get) the SparkSession, with the Delta connector when it can be had.
 
-    Under spark-submit the master and most settings come from the submit command; ``master`` from
-    the config is only applied when none is set there, so the same job runs locally and on a
-    cluster. ``quiet`` limits a locally launched JVM's logging to errors. ``s3`` loads the
-    ``s3a://`` file system's jars into a locally launched JVM. Jars and the Delta extension only
-    take effect in the first session of a process: a running JVM keeps what it started with.
+        Under spark-submit the master and most settings come from the submit command; ``master`` from
+        the config is only applied when none is set there, so the same job runs locally and on a
+        cluster. ``quiet`` limits a locally launched JVM's logging to errors. ``s3`` loads the
+        ``s3a://`` file system's jars into a locally launched JVM. ``time_zone``: the session zone,
+    the one the runs cut days in (``features.time_zone``; see :func:`check_time_zone`). Jars and the Delta extension only
+        take effect in the first session of a process: a running JVM keeps what it started with.
     """
     settings = settings or SparkSettings()
+    extra_conf = {**(extra_conf or {}), **({TIME_ZONE: time_zone} if time_zone else {})}
     active = SparkSession.getActiveSession()
     if active is not None:
-        for k, v in {**(extra_conf or {})}.items():
+        for k, v in extra_conf.items():
             active.conf.set(k, v)
         return active
     if "SPARK_HOME" not in os.environ or not os.environ.get("PYSPARK_GATEWAY_PORT"):
@@ -212,7 +217,7 @@ def build_spark(
         **BASE_CONF,
         "spark.ui.showConsoleProgress": "false",
         **settings.conf,
-        **(extra_conf or {}),
+        **extra_conf,
     }
     master = settings.master or conf.get("spark.master") or "local[*]"
     local = not submitted and master.startswith("local")
@@ -220,6 +225,24 @@ def build_spark(
     for k, v in conf.items():
         builder = builder.config(k, v)
     return builder.getOrCreate()
+
+
+def check_time_zone(spark: SparkSession, time_zone: str) -> None:
+    """Refuse a session whose zone is not ``time_zone``: days would be cut in the wrong zone.
+
+    The zone is set once, when the session is built (:func:`build_spark`), never mid-run.
+
+    Raises:
+        ConfigError: The session's ``spark.sql.session.timeZone`` differs.
+    """
+    session_zone = spark.conf.get(TIME_ZONE)
+    if session_zone != time_zone:
+        raise ConfigError(
+            f"features.time_zone is {time_zone!r} but the Spark session's {TIME_ZONE} is "
+            f"{session_zone!r}, so days would be cut in the wrong zone; build the session with "
+            f"rfm_spark.session.build_spark(time_zone={time_zone!r}) or set {TIME_ZONE} to "
+            f"{time_zone!r} when you create it"
+        )
 
 
 def sort_aggregation(spark: SparkSession) -> bool:

@@ -28,32 +28,14 @@ from typing import Any
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from rfm_spark.errors import TransitionUsageError
+from rfm_spark.schemas import SNAPSHOT_COLUMN
 
-SNAPSHOT_COLUMN = "snapshot_date"
 NEW = "(new)"
 GONE = "(gone)"
 NONE = "(none)"
 BY_CHOICES = ("segment", "cluster")
-OUTPUT_SUFFIXES = (".csv", ".parquet")
-TRANSITIONS_TABLE = "segment_transitions"
-TRANSITIONS_PARTITION = "as_of"
-
-# The segment_transitions table, in column order.
-TRANSITIONS_SCHEMA = T.StructType(
-    [
-        T.StructField("as_of", T.DateType()),
-        T.StructField("earlier_snapshot", T.DateType()),
-        T.StructField("from_segment", T.StringType()),
-        T.StructField("to_segment", T.StringType()),
-        T.StructField("customers", T.LongType()),
-        T.StructField("share", T.DoubleType()),
-        T.StructField("dimension", T.StringType()),
-        T.StructField("run_id", T.StringType()),
-    ]
-)
 
 
 @dataclass(frozen=True)

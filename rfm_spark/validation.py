@@ -42,16 +42,6 @@ AMOUNT_TYPE = T.DecimalType(18, 2)
 ROW = "_row"  # struct of the original input columns
 COPIES = "_copies"  # copies of a row (exact-duplicate handling)
 
-QUARANTINE_SCHEMA = T.StructType(
-    [
-        T.StructField("snapshot_date", T.DateType()),
-        T.StructField("run_id", T.StringType()),
-        T.StructField("reason", T.StringType()),
-        T.StructField("row", T.StringType()),
-        T.StructField("source", T.StringType()),
-        T.StructField("quarantined_at", T.TimestampType()),
-    ]
-)
 
 _INTEGER_TEXT = r"^[+-]?[0-9]+$"
 
@@ -191,7 +181,7 @@ def _row_key(df: DataFrame) -> Column:
     return F.col(ROW)
 
 
-def _row_fingerprint(df: DataFrame) -> list[Column]:
+def row_fingerprint(df: DataFrame) -> list[Column]:
     """Two hashes of the original row's fields (xxhash64 and murmur3: 96 bits), which also see
     which fields are null (Spark's hashes skip nulls, so ``(null, 1)`` and ``(1, null)`` would
     hash alike). Plain fields are hashed as they are, nested ones (structs, arrays, maps) as
@@ -217,7 +207,7 @@ def _row_fingerprint(df: DataFrame) -> list[Column]:
 def deduplicate(rows: DataFrame) -> tuple[DataFrame, Observation]:
     """One row per distinct input row, with ``_copies``; the extra copies are observed.
 
-    Rows are equal when their fingerprints (:func:`_row_fingerprint`) are, within one customer
+    Rows are equal when their fingerprints (:func:`row_fingerprint`) are, within one customer
     and day: only the canonical columns the features need and the 96-bit fingerprint are
     shuffled, not the whole original row. Two different rows of one customer on one day share
     a fingerprint with a probability of about 2^-96 per pair, so at a billion rows the chance
@@ -241,7 +231,7 @@ def deduplicate(rows: DataFrame) -> tuple[DataFrame, Observation]:
     obs = Observation("duplicates")
     key = ["customer_id", "order_date", "order_id", "_h1", "_h2"]
     shuffled = rows.select(
-        "customer_id", "order_id", "amount", "order_date", *_row_fingerprint(rows)
+        "customer_id", "order_id", "amount", "order_date", *row_fingerprint(rows)
     ).repartition("customer_id")
     if sort_aggregation(rows.sparkSession):
         shuffled = shuffled.sortWithinPartitions(*key)

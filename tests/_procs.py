@@ -15,28 +15,36 @@ from deltalake import DeltaTable
 FAST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
-def segment_command(demo: Path, warehouse: Path, day: str, *, backend: str = "auto") -> list[str]:
-    """The CLI segmenting the demo transactions as of ``day`` on one core."""
+def cli_command(*args: str, warehouse: str) -> list[str]:
+    """``rfm-spark ARGS`` on one core with two shuffle partitions and no UI, as a real process."""
     return [
         sys.executable,
         "-m",
         "rfm_spark.cli",
-        "segment",
-        "--snapshot-date",
-        day,
-        "--input",
-        str(demo / "transactions"),
+        *args,
         "--warehouse",
-        str(warehouse),
+        warehouse,
         "--master",
         "local[1]",
         "--spark-conf",
         "spark.sql.shuffle.partitions=2",
         "--spark-conf",
         "spark.ui.enabled=false",
+    ]
+
+
+def segment_command(demo: Path, warehouse: Path, day: str, *, backend: str = "auto") -> list[str]:
+    """The CLI segmenting the demo transactions as of ``day`` on one core."""
+    return cli_command(
+        "segment",
+        "--snapshot-date",
+        day,
+        "--input",
+        str(demo / "transactions"),
         "--backend",
         backend,
-    ]
+        warehouse=str(warehouse),
+    )
 
 
 def fast_jvm_env(env: dict[str, str] | None = None) -> dict[str, str]:

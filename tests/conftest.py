@@ -49,7 +49,7 @@ DEMO_END = dt.date(2026, 11, 23)
 @pytest.fixture(scope="session")
 def demo(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Small generated demo data shared by the end-to-end tests (600 customers, 500 days)."""
-    from rfm_spark.datagen import generate
+    from rfm_spark.io.demo_data import generate
 
     out = tmp_path_factory.mktemp("demo")
     generate(spark, str(out), customers=600, days=500, end_date=DEMO_END, seed=7)

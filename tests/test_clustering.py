@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from rfm_spark.cli.render import k_scores_table
 from rfm_spark.clustering import (
     FEATURES,
     PROFILE_COLUMNS,
@@ -33,15 +34,15 @@ from rfm_spark.clustering import (
     TrainResult,
     assign_clusters,
     cluster_profiles,
-    format_scores,
     match_clusters,
     name_clusters,
     train,
 )
 from rfm_spark.config import InputSettings
-from rfm_spark.datagen import PERSONAS, generate
+from rfm_spark.datagen import PERSONAS
 from rfm_spark.errors import ConfigError, MissingColumnsError
 from rfm_spark.features import daily_aggregates, rfm_features
+from rfm_spark.io.demo_data import generate
 from rfm_spark.io.inputs import read_transactions
 from rfm_spark.io.models import load_model, save_model
 from rfm_spark.io.store import open_store
@@ -208,12 +209,12 @@ def test_k_range_picks_the_best_silhouette_and_prints_the_table(features: DataFr
     assert f"k={best.k} has the highest silhouette" in result.reason
     customers = features.count()
     assert 0.6 * customers < result.model.sample_rows < customers
-    table = format_scores(scores, result.model.k)
+    table = k_scores_table(scores, result.model.k)
     print("\n" + table + "\n" + result.reason)
     lines = table.splitlines()
     assert lines[0].split() == ["k", "silhouette", "cost"]
-    assert len(lines) == 4
-    chosen = [line for line in lines[1:] if line.endswith("*")]
+    assert len(lines) == 5  # header, dashes, one row per k
+    chosen = [line for line in lines[2:] if line.rstrip().endswith("*")]
     assert len(chosen) == 1 and chosen[0].split()[0] == str(best.k)
     assert f"{best.silhouette:.4f}" in chosen[0]
 

@@ -18,6 +18,7 @@ from pyspark.sql import types as T
 from rfm_spark import datagen
 from rfm_spark.datagen.distributions import Draws, element, geometric, pick, poisson
 from rfm_spark.errors import UsageError
+from rfm_spark.io.demo_data import GenerateSummary, generate
 
 END = dt.date(2026, 11, 23)
 DAYS = 730
@@ -59,9 +60,9 @@ PRODUCTS_TYPES = [
 @pytest.fixture(scope="module")
 def generated(
     spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[datagen.GenerateSummary, Path]:
+) -> tuple[GenerateSummary, Path]:
     out = tmp_path_factory.mktemp("datagen") / "demo"
-    summary = datagen.generate(
+    summary = generate(
         spark,
         str(out),
         customers=CUSTOMERS,
@@ -75,7 +76,7 @@ def generated(
 
 
 @pytest.fixture(scope="module")
-def frames(generated: tuple[datagen.GenerateSummary, Path]) -> dict[str, pd.DataFrame]:
+def frames(generated: tuple[GenerateSummary, Path]) -> dict[str, pd.DataFrame]:
     """The written tables, read with pandas (pyarrow) straight from the Parquet files."""
     _, out = generated
     tx = pd.read_parquet(out / "transactions")
@@ -127,7 +128,7 @@ def _types(df: DataFrame) -> list[tuple[str, T.DataType]]:
 
 
 def test_summary_matches_written_tables(
-    spark: SparkSession, generated: tuple[datagen.GenerateSummary, Path]
+    spark: SparkSession, generated: tuple[GenerateSummary, Path]
 ) -> None:
     summary, out = generated
     assert summary.out_dir == str(out)
@@ -141,9 +142,7 @@ def test_summary_matches_written_tables(
     assert len(list((out / "transactions").glob("part-*.parquet"))) == 3
 
 
-def test_schemas_exact(
-    spark: SparkSession, generated: tuple[datagen.GenerateSummary, Path]
-) -> None:
+def test_schemas_exact(spark: SparkSession, generated: tuple[GenerateSummary, Path]) -> None:
     _, out = generated
     assert _types(spark.read.parquet(str(out / "transactions"))) == TRANSACTIONS_TYPES
     assert _types(spark.read.parquet(str(out / "customers"))) == CUSTOMERS_TYPES
@@ -354,7 +353,7 @@ def test_kmeans_recovers_personas(frames: dict[str, pd.DataFrame]) -> None:
 
 
 def test_rows_per_customer_year_and_partitions(
-    spark: SparkSession, generated: tuple[datagen.GenerateSummary, Path]
+    spark: SparkSession, generated: tuple[GenerateSummary, Path]
 ) -> None:
     summary, _ = generated
     per_customer_year = summary.transactions / CUSTOMERS / (DAYS / 365)
@@ -374,7 +373,7 @@ def _checksum(df: DataFrame) -> tuple[int, int, int]:
 
 
 def test_deterministic_for_a_seed(
-    spark: SparkSession, generated: tuple[datagen.GenerateSummary, Path]
+    spark: SparkSession, generated: tuple[GenerateSummary, Path]
 ) -> None:
     """Same seed, sizes and end date -> the same rows, whatever the partitioning."""
     _, out = generated
@@ -483,5 +482,5 @@ def test_invalid_arguments(
     spark: SparkSession, tmp_path: Path, kwargs: dict[str, object], message: str
 ) -> None:
     with pytest.raises(UsageError, match=message):
-        datagen.generate(spark, str(tmp_path / "out"), **kwargs)  # type: ignore[arg-type]
+        generate(spark, str(tmp_path / "out"), **kwargs)  # type: ignore[arg-type]
     assert not (tmp_path / "out").exists()

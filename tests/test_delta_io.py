@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from chispa import assert_df_equality
 from deltalake import DeltaTable, write_deltalake
@@ -429,6 +430,31 @@ def test_stats_and_layout_of_add_actions(
     assert os.path.getsize(local) == add["size_bytes"]
     protocol = DeltaTable(table_path).protocol()
     assert (protocol.min_reader_version, protocol.min_writer_version) == (1, 2)
+
+
+def test_timestamps_are_micros_even_when_the_session_says_int96(
+    spark: SparkSession, rs_store: DeltaRsStore, table_path: str
+) -> None:
+    """INT96 timestamps carry no statistics: the fallback's files never hold them, and the
+    write does so without changing the caller's session."""
+    key = "spark.sql.parquet.outputTimestampType"
+    before = spark.conf.get(key)
+    spark.conf.set(key, "INT96")
+    try:
+        rs_store.write_partition(
+            frame(spark, rows_d1(), D1),
+            table_path,
+            partition_column="snapshot_date",
+            partition_value=D1,
+        )
+        assert spark.conf.get(key) == "INT96"
+    finally:
+        spark.conf.set(key, before)
+    add = pa.table(DeltaTable(table_path).get_add_actions(flatten=True)).to_pylist()[0]
+    footer = pq.ParquetFile(os.path.join(table_path, add["path"])).schema_arrow
+    assert footer.field("last_ts").type == pa.timestamp("us", tz="UTC")
+    assert add["min.last_ts"] is not None
+    assert arrow_rows(table_path) == as_rows([(rows_d1(), D1)])
 
 
 def test_nested_and_decimal_columns_round_trip(

@@ -16,7 +16,7 @@ from rfm_spark.cli import main
 from rfm_spark.config import InputSettings
 from rfm_spark.features import daily_aggregates, rfm_features
 from rfm_spark.io.inputs import read_transactions
-from rfm_spark.pipeline import OUTPUT_SCHEMA
+from rfm_spark.schemas import OUTPUT_SCHEMA
 
 pytestmark = pytest.mark.slow
 

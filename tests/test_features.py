@@ -3,9 +3,13 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pytest
 from pyspark.sql import DataFrame, SparkSession
 
+from rfm_spark.config import Config
+from rfm_spark.errors import ConfigError
 from rfm_spark.features import daily_aggregates, rfm_features
+from rfm_spark.pipeline.run import start_run
 
 D = dt.date(2026, 11, 23)
 TX = "customer_id string, order_id string, order_ts timestamp, amount decimal(18,2)"
@@ -83,3 +87,12 @@ def test_days_follow_the_session_time_zone(spark: SparkSession) -> None:
     utc = feats(spark, rows)["b"]
     assert (utc["frequency"], utc["recency_days"]) == (2, 1)
     assert (berlin["frequency"], berlin["recency_days"]) == (1, 3)
+
+
+def test_a_run_refuses_a_session_in_another_zone(spark: SparkSession) -> None:
+    """The zone is the session's, set when it is built: a run never changes it underneath a
+    caller, it says what to do instead."""
+    config = Config().with_overrides({"features.time_zone": "Europe/Berlin"})
+    with pytest.raises(ConfigError, match=r"'Europe/Berlin'.*'UTC'.*build_spark\(time_zone="):
+        start_run(spark, config, "segment", progress=None, run_id=None)
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"

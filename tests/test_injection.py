@@ -30,8 +30,9 @@ from rfm_spark.io.store import open_store
 from rfm_spark.io.transitions_table import load_pairs
 from rfm_spark.pipeline import run_backfill
 from rfm_spark.progress import Progress
-from rfm_spark.scoring import exact_col, quote_identifier
 from rfm_spark.segments import assign_segments, load_scheme
+from rfm_spark.sqltext import exact_col
+from rfm_spark.sqltext import quote as quote_identifier
 from rfm_spark.transitions import GONE, NEW, movers, transition_matrix
 
 D0 = dt.date(2025, 3, 1)

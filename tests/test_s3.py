@@ -13,7 +13,6 @@ import datetime as dt
 import logging
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from _procs import fast_jvm_env
+from _procs import cli_command, fast_jvm_env
 from pyspark.sql import SparkSession
 
 pytestmark = pytest.mark.slow
@@ -131,23 +130,8 @@ def _child_env() -> dict[str, str]:
 
 
 def _cli(s3: S3, *args: str) -> subprocess.Popen[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "rfm_spark.cli",
-        *args,
-        "--warehouse",
-        WAREHOUSE,
-        "--master",
-        "local[1]",
-        "--spark-conf",
-        "spark.sql.shuffle.partitions=2",
-        "--spark-conf",
-        "spark.ui.enabled=false",
-        *s3.spark_conf(),
-    ]
     return subprocess.Popen(
-        cmd,
+        [*cli_command(*args, warehouse=WAREHOUSE), *s3.spark_conf()],
         env=_child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -12,13 +12,13 @@ from pyspark.sql import functions as F
 
 from rfm_spark.config import ScoringSettings, Thresholds
 from rfm_spark.scoring import (
-    ntile_bucket,
+    bucket_starts,
     score,
     score_ntile,
     score_quantile,
     score_thresholds,
-    sql_literal,
 )
+from rfm_spark.sqltext import sql_literal
 
 SCHEMA = (
     "customer_id string, recency_days int, frequency bigint, monetary decimal(18,2), country string"
@@ -73,25 +73,31 @@ def test_exact_ntile_equals_spark_ntile(spark: SparkSession, rows, bins, ranges,
     assert info.method == "ntile"
 
 
-def test_ntile_bucket_arithmetic_matches_spark(spark: SparkSession) -> None:
-    # every total from 1 to 23 rows, every bin count 2..6: our formula against Spark's ntile
+def test_bucket_starts_are_where_spark_ntile_steps_up(spark: SparkSession) -> None:
+    # every total from 1 to 23 rows, every bin count 2..6: the positions at which Spark's own
+    # ntile moves to the next bucket
     rows = [(t, p) for t in range(1, 24) for p in range(1, t + 1)]
     df = spark.createDataFrame(rows, "total long, pos long")
     for n in range(2, 7):
-        ours = df.select("total", "pos", ntile_bucket(F.col("pos"), F.col("total"), n).alias("b"))
         ref = df.select(
             "total", "pos", F.ntile(n).over(W.partitionBy("total").orderBy("pos")).alias("b")
-        )
-        assert sorted(ours.collect()) == sorted(ref.collect())
+        ).collect()
+        steps: dict[int, list[int]] = {t: [] for t in range(1, 24)}
+        prev: dict[int, int] = {}
+        for r in sorted(ref):  # by total, then position
+            if r["pos"] > 1 and r["b"] != prev[r["total"]]:
+                steps[r["total"]].append(r["pos"])
+            prev[r["total"]] = r["b"]
+        assert {t: bucket_starts(t, n) for t in steps} == steps
 
 
-def test_scoring_plan_has_no_single_partition_exchange(spark: SparkSession) -> None:
+def test_scoring_plan_is_a_narrow_map(spark: SparkSession) -> None:
+    """Scoring adds no shuffle at all: no window over the customers, nothing gathered."""
     df = features(spark, [(f"c{i:03d}", i % 17, i % 5, Decimal(i % 11), "DE") for i in range(300)])
     ours, _ = score_ntile(df, bins=5, ranges=4)
-    ours.collect()
+    assert scores_of(ours) == scores_of(spark_ntile(df, 5, []))
     plan = ours._jdf.queryExecution().executedPlan().toString()
-    assert "Exchange hashpartitioning" in plan  # the ranked windows are partitioned ...
-    assert "SinglePartition" not in plan  # ... and nothing is gathered into one partition
+    assert "Exchange" not in plan and "Window" not in plan
     naive = df.select(F.ntile(5).over(W.orderBy("frequency", "customer_id")))
     naive.collect()
     assert "SinglePartition" in naive._jdf.queryExecution().executedPlan().toString()

@@ -26,7 +26,7 @@ from pyspark.sql import SparkSession
 from rfm_spark.config import HistorySettings
 from rfm_spark.io.store import open_store
 from rfm_spark.io.transitions_table import load_pairs, materialize
-from rfm_spark.pipeline import OUTPUT_SCHEMA
+from rfm_spark.schemas import OUTPUT_SCHEMA
 from rfm_spark.transitions import GONE, NEW, SnapshotPair, movers, transition_matrix
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "sql.md"

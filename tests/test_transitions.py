@@ -24,7 +24,7 @@ from rfm_spark.errors import RfmError, TransitionError, TransitionUsageError, Us
 from rfm_spark.io.exports import write_result
 from rfm_spark.io.store import open_store
 from rfm_spark.io.transitions_table import load_pairs, materialize
-from rfm_spark.pipeline import OUTPUT_SCHEMA
+from rfm_spark.schemas import OUTPUT_SCHEMA
 from rfm_spark.transitions import (
     GONE,
     NEW,
@@ -439,7 +439,7 @@ def test_errors_are_rfm_errors() -> None:
 @pytest.mark.slow
 def test_transitions_on_generated_data(spark: SparkSession, tmp_path: Path) -> None:
     from rfm_spark.config import Config
-    from rfm_spark.datagen import generate
+    from rfm_spark.io.demo_data import generate
     from rfm_spark.pipeline import run_segment
     from rfm_spark.progress import Progress
 

@@ -9,14 +9,17 @@ that performs the action.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from rfm_spark.schemas import HISTORY_COLUMNS
 from rfm_spark.transitions import GONE
 
 if TYPE_CHECKING:
     import datetime as dt
 
+    from rfm_spark.clustering import KScore
     from rfm_spark.history import VacuumResult
     from rfm_spark.pipeline import BackfillResult, Reconciliation, SegmentResult, TrainRunResult
 
@@ -126,7 +129,7 @@ def backfill_report(result: BackfillResult, dates: Sequence[dt.date]) -> str:
 
 def history_table(commits: list[dict[str, Any]]) -> str:
     """The commits, newest first, one row each with the run metadata columns."""
-    from rfm_spark.history import HISTORY_COLUMNS, history_rows
+    from rfm_spark.history import history_rows
 
     rows = [[str(r[c]) for c in HISTORY_COLUMNS] for r in history_rows(commits)]
     return format_table(list(HISTORY_COLUMNS), rows, "rlllllllrr"[: len(HISTORY_COLUMNS)])
@@ -158,12 +161,24 @@ def movers_lines(shown: Sequence[Any], total: int) -> list[str]:
     return lines
 
 
+def k_scores_table(scores: Sequence[KScore], chosen: int | None = None) -> str:
+    """k, silhouette and cost per candidate k, the chosen k marked with ``*``."""
+    rows = [
+        [
+            s.k,
+            "n/a" if math.isnan(s.silhouette) else f"{s.silhouette:.4f}",
+            "n/a" if s.cost is None else f"{s.cost:,.2f}",
+            "*" if s.k == chosen else "",
+        ]
+        for s in scores
+    ]
+    return format_table(["k", "silhouette", "cost", ""], rows, "rrrl")
+
+
 def train_report(run: TrainRunResult) -> str:
     """The k scores, why this k, how cluster ids carried over, the profiles, the saved model."""
-    from rfm_spark.clustering import format_scores
-
     result, model = run.result, run.model
-    lines = [f"\n{format_scores(result.scores, model.k)}\n", result.reason]
+    lines = [f"\n{k_scores_table(result.scores, model.k)}\n", result.reason]
     if result.matched or result.appeared or result.vanished:
         lines.append(
             f"ids kept from the previous model: {sorted(result.matched) or 'none'}; "

@@ -33,7 +33,7 @@ def segment_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Write the demo transactions, customers and products; exit code 0."""
-    from rfm_spark.datagen import generate
+    from rfm_spark.io.demo_data import generate
     from rfm_spark.progress import Progress
 
     end_date = parse_date(args.end_date, "--end-date") if args.end_date else None

@@ -56,7 +56,12 @@ def spark_session(config: Config, args: argparse.Namespace) -> Any:
     """
     from rfm_spark.session import build_spark
 
-    spark = build_spark(config.spark, quiet=not args.verbose, s3=_uses_s3a(config))
+    spark = build_spark(
+        config.spark,
+        quiet=not args.verbose,
+        s3=_uses_s3a(config),
+        time_zone=config.features.time_zone,
+    )
     if not args.verbose:
         spark.sparkContext.setLogLevel("FATAL")
     if not getattr(args, "quiet", False):

@@ -27,7 +27,6 @@ from rfm_spark.clustering.model import (
 )
 from rfm_spark.clustering.naming import name_clusters
 from rfm_spark.clustering.profiles import PROFILE_COLUMNS, cluster_profiles
-from rfm_spark.clustering.selection import format_scores
 from rfm_spark.clustering.train import train
 from rfm_spark.errors import ModelError
 
@@ -43,7 +42,6 @@ __all__ = [
     "TrainResult",
     "assign_clusters",
     "cluster_profiles",
-    "format_scores",
     "match_clusters",
     "name_clusters",
     "train",

@@ -112,14 +112,3 @@ def reason(
         runner = valid[1]
         text += f"; next best k={runner.k} ({runner.silhouette:.3f})"
     return text + "."
-
-
-def format_scores(scores: Sequence[KScore], chosen: int | None = None) -> str:
-    """A plain-text table of k, silhouette and cost, the chosen k marked with ``*``."""
-    lines = [f"{'k':>3}  {'silhouette':>10}  {'cost':>14}"]
-    for s in scores:
-        sil = "n/a" if math.isnan(s.silhouette) else f"{s.silhouette:.4f}"
-        cost = "n/a" if s.cost is None else f"{s.cost:,.2f}"
-        mark = "  *" if s.k == chosen else ""
-        lines.append(f"{s.k:>3}  {sil:>10}  {cost:>14}{mark}")
-    return "\n".join(lines)

@@ -10,9 +10,9 @@ customer rows, the product catalogue is a closed-form function of the product in
 Modules: :mod:`~rfm_spark.datagen.distributions` (random draws as Column functions),
 :mod:`~rfm_spark.datagen.params` (personas, salts, output shapes),
 :mod:`~rfm_spark.datagen.customers`, :mod:`~rfm_spark.datagen.products` and
-:mod:`~rfm_spark.datagen.transactions` (the lazy tables), :mod:`~rfm_spark.datagen.output`
-(writing them as Parquet), :mod:`~rfm_spark.datagen.arguments` and
-:mod:`~rfm_spark.datagen.formats` (argument checks, ids and money).
+:mod:`~rfm_spark.datagen.transactions` (the lazy tables), :mod:`~rfm_spark.datagen.arguments`
+and :mod:`~rfm_spark.datagen.formats` (argument checks, ids and money). Writing them as Parquet
+is I/O: :func:`rfm_spark.io.demo_data.generate`.
 
 Customers belong to one of six planted personas that are well separated in recency / frequency
 / monetary space at a snapshot on ``end_date`` with a 365-day lookback (k-means with k=6 on
@@ -58,7 +58,6 @@ customer over the 2 years); 20,000 customers x 730 days give ~0.79M rows, 100M r
 from __future__ import annotations
 
 from rfm_spark.datagen.customers import customers_df
-from rfm_spark.datagen.output import GenerateSummary, generate
 from rfm_spark.datagen.params import (
     CHANNELS,
     CUSTOMERS_COLUMNS,
@@ -81,11 +80,9 @@ __all__ = [
     "PERSONAS",
     "ROWS_PER_CUSTOMER_YEAR",
     "TRANSACTIONS_SCHEMA",
-    "GenerateSummary",
     "customers_df",
     "default_partitions",
     "estimated_transaction_rows",
-    "generate",
     "products_df",
     "transactions_df",
 ]

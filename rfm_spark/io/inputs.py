@@ -48,13 +48,7 @@ def _load(spark: SparkSession, settings: InputSettings) -> DataFrame:
         if settings.format == "table":
             return spark.table(path)
         # CSV: every column is read as text (no inferSchema pass) and typed explicitly below.
-        return (
-            spark.read.option("header", str(settings.csv.header).lower())
-            .option("sep", settings.csv.delimiter)
-            .option("inferSchema", "false")
-            .option("mode", "PERMISSIVE")
-            .csv(path)
-        )
+        return _csv_options(spark.read, settings).csv(path)
     except AnalysisException as exc:
         first = java_error_line(exc) or type(exc).__name__
         raise InputError(f"cannot read {settings.format} input {path!r}: {first}") from None
@@ -64,6 +58,16 @@ def _load(spark: SparkSession, settings: InputSettings) -> DataFrame:
             f"{(java_error_line(exc) or type(exc).__name__).rstrip('.')}. Fix: replace or remove the "
             "unreadable file(s)"
         ) from exc
+
+
+def _csv_options(reader: Any, settings: InputSettings) -> Any:
+    """A batch or stream reader set up for the configured CSV: text columns, no inference."""
+    return (
+        reader.option("header", str(settings.csv.header).lower())
+        .option("sep", settings.csv.delimiter)
+        .option("inferSchema", "false")
+        .option("mode", "PERMISSIVE")
+    )
 
 
 def _nanosecond_columns(df: DataFrame) -> list[str]:
@@ -98,9 +102,12 @@ def nanos_as_timestamps(df: DataFrame) -> DataFrame:
     """Parquet written with nanosecond timestamps (pandas' and pyarrow's default) read as
     timestamps, truncated to the microseconds Spark keeps; Spark 4 alone refuses such files
     (``PARQUET_TYPE_ILLEGAL``)."""
-    for name in _nanosecond_columns(df):
-        micros = F.expr(f"{quote(name)} div 1000")
-        df = df.withColumn(name, F.timestamp_micros(micros))
+    return _micros(df, _nanosecond_columns(df))
+
+
+def _micros(df: DataFrame, names: list[str]) -> DataFrame:
+    for name in names:
+        df = df.withColumn(name, F.timestamp_micros(F.expr(f"{quote(name)} div 1000")))
     return df
 
 
@@ -176,6 +183,47 @@ def read_transactions(
     """
     now = now or dt.datetime.now(dt.timezone.utc)
     return validate(read_input(spark, settings), settings, now=now)
+
+
+def stream_transactions(
+    spark: SparkSession, settings: InputSettings, *, now: dt.datetime
+) -> DataFrame:
+    """The input as a stream of the rows not read before, validated like
+    :func:`read_transactions`.
+
+    Structured Streaming finds the new rows: new files of a Parquet or CSV folder, new commits
+    of a Delta table or a metastore table (its checkpoint, kept by the caller, remembers what
+    was read). The path, columns and types are checked on a batch read first, so a bad input
+    fails as clearly as in a full run.
+
+    Raises:
+        InputError: A Delta input without the Delta connector (use a full run).
+    """
+    batch = read_input(spark, settings)
+    path, fmt = str(settings.path), settings.format
+    try:
+        if fmt == "parquet":
+            raw = spark.read.parquet(path)
+            stream = _micros(
+                spark.readStream.schema(raw.schema).parquet(path), _nanosecond_columns(raw)
+            )
+        elif fmt == "csv":
+            stream = _csv_options(spark.readStream.schema(batch.schema), settings).csv(path)
+        elif fmt == "table":
+            stream = spark.readStream.table(path)
+        else:
+            from rfm_spark.session import has_delta_extension
+
+            if not has_delta_extension(spark):
+                raise InputError(
+                    f"reading only the new rows of the Delta input {path!r} needs the Delta "
+                    "connector (run 'make install'), or run with --full"
+                )
+            stream = spark.readStream.format("delta").load(path)
+    except AnalysisException as exc:
+        first = java_error_line(exc) or type(exc).__name__
+        raise InputError(f"cannot stream {fmt} input {path!r}: {first}") from None
+    return validate(stream, settings, now=now)
 
 
 def read_customer_attributes(

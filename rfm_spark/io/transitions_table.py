@@ -12,10 +12,8 @@ from pyspark.sql import functions as F
 from rfm_spark import __version__
 from rfm_spark.io.store import TableStore
 from rfm_spark.paths import join
+from rfm_spark.schemas import TRANSITIONS_PARTITION, TRANSITIONS_SCHEMA, TRANSITIONS_TABLE
 from rfm_spark.transitions import (
-    TRANSITIONS_PARTITION,
-    TRANSITIONS_SCHEMA,
-    TRANSITIONS_TABLE,
     SnapshotPair,
     available_snapshots,
     check_by,

@@ -2,14 +2,13 @@
 
 Each run is its own module (:mod:`~rfm_spark.pipeline.segment`,
 :mod:`~rfm_spark.pipeline.backfill`, :mod:`~rfm_spark.pipeline.train`); what they share (the
-output schema, the results, the run and its commit metadata, the input rows, the quarantine
+results, the run and its commit metadata, the input rows, the quarantine
 write) has a module each. Callers import from here.
 """
 
 from __future__ import annotations
 
 from rfm_spark.pipeline.backfill import run_backfill, snapshot_dates
-from rfm_spark.pipeline.output import OUTPUT_SCHEMA, SNAPSHOT_COLUMN
 from rfm_spark.pipeline.results import (
     BackfillResult,
     Reconciliation,
@@ -26,8 +25,6 @@ from rfm_spark.pipeline.train import TrainRunResult, run_train
 _valid_rows = valid_rows
 
 __all__ = [
-    "OUTPUT_SCHEMA",
-    "SNAPSHOT_COLUMN",
     "BackfillResult",
     "Reconciliation",
     "SegmentResult",

@@ -21,7 +21,7 @@ from rfm_spark.clustering import ClusterModel
 from rfm_spark.config import Config
 from rfm_spark.errors import ConfigError
 from rfm_spark.features import daily_aggregates, rfm_features_by_snapshot
-from rfm_spark.pipeline.output import SNAPSHOT_COLUMN, segment_rows
+from rfm_spark.pipeline.output import segment_rows
 from rfm_spark.pipeline.quarantine import write_quarantine
 from rfm_spark.pipeline.results import BackfillResult, Reconciliation, SegmentResult
 from rfm_spark.pipeline.rows import (
@@ -47,6 +47,7 @@ from rfm_spark.pipeline.windows import (
     window_reconciliation,
 )
 from rfm_spark.progress import Progress
+from rfm_spark.schemas import SNAPSHOT_COLUMN
 from rfm_spark.scoring import ScoringInfo, score
 
 # metadata keys that describe one snapshot, left out of a multi-snapshot commit

@@ -11,40 +11,12 @@ from collections.abc import Sequence
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from rfm_spark.clustering import ClusterModel, assign_clusters
 from rfm_spark.config import Config
-from rfm_spark.scoring import exact_col
+from rfm_spark.schemas import OUTPUT_SCHEMA, SNAPSHOT_COLUMN
 from rfm_spark.segments import Scheme, assign_segments
-
-SNAPSHOT_COLUMN = "snapshot_date"
-
-# The customer_segments table (docs/tables.md), in column order.
-OUTPUT_SCHEMA = T.StructType(
-    [
-        T.StructField("customer_id", T.StringType()),
-        T.StructField("snapshot_date", T.DateType()),
-        T.StructField("recency_days", T.IntegerType()),
-        T.StructField("frequency", T.LongType()),
-        T.StructField("monetary", T.DecimalType(18, 2)),
-        T.StructField("purchase_days", T.LongType()),
-        T.StructField("avg_order_value", T.DecimalType(18, 2)),
-        T.StructField("first_purchase_date", T.DateType()),
-        T.StructField("last_purchase_date", T.DateType()),
-        T.StructField("tenure_days", T.IntegerType()),
-        T.StructField("r_score", T.IntegerType()),
-        T.StructField("f_score", T.IntegerType()),
-        T.StructField("m_score", T.IntegerType()),
-        T.StructField("rfm_code", T.StringType()),
-        T.StructField("segment", T.StringType()),
-        T.StructField("cluster_id", T.IntegerType()),
-        T.StructField("cluster_name", T.StringType()),
-        T.StructField("score_group", T.StringType()),
-        T.StructField("flag", T.StringType()),
-        T.StructField("run_id", T.StringType()),
-    ]
-)
+from rfm_spark.sqltext import exact_col
 
 
 def to_output(

@@ -13,10 +13,10 @@ from pyspark.sql import DataFrame
 
 from rfm_spark import __version__
 from rfm_spark.errors import DataError
-from rfm_spark.pipeline.output import SNAPSHOT_COLUMN
 from rfm_spark.pipeline.results import Reconciliation
 from rfm_spark.pipeline.run import Run, commit_txn
-from rfm_spark.validation import DUPLICATE, QUARANTINE_SCHEMA, quarantine_rows
+from rfm_spark.schemas import QUARANTINE_SCHEMA, SNAPSHOT_COLUMN
+from rfm_spark.validation import DUPLICATE, quarantine_rows
 
 
 def write_quarantine(

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from rfm_spark.io.store import TableStore
-from rfm_spark.pipeline.output import SNAPSHOT_COLUMN
+from rfm_spark.schemas import SNAPSHOT_COLUMN
 from rfm_spark.scoring import ScoringInfo
 from rfm_spark.segments import Scheme
 

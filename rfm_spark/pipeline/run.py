@@ -25,6 +25,7 @@ from rfm_spark.pipeline.results import Reconciliation
 from rfm_spark.progress import Progress
 from rfm_spark.scoring import ScoringInfo
 from rfm_spark.segments import Scheme, load_scheme
+from rfm_spark.session import check_time_zone
 
 # metadata keys that describe one snapshot, left out of a multi-snapshot commit
 PER_SNAPSHOT = ("scoring",)
@@ -67,7 +68,7 @@ def start_run(
     progress: Progress | None,
     run_id: str | None,
 ) -> Run:
-    """Check the scheme, pin the session time zone and open the store.
+    """Check the scheme and the session time zone, and open the store.
 
     The scheme is checked first so that a bad configuration fails before anything touches
     the warehouse; the time zone decides which day a transaction falls on.
@@ -80,14 +81,15 @@ def start_run(
         run_id: The caller's run id, or None for a new one.
 
     Raises:
-        ConfigError: The scheme does not fit ``scoring.bins``.
+        ConfigError: The scheme does not fit ``scoring.bins``, or the session's time zone is not
+            ``features.time_zone``.
     """
     from rfm_spark.io.store import open_store
 
     progress = progress or Progress(name)
     run_id = run_id or new_run_id()
     scheme = check_scheme(config)
-    spark.conf.set("spark.sql.session.timeZone", config.features.time_zone)
+    check_time_zone(spark, config.features.time_zone)
     store = open_store(spark, config.output.backend)
     return Run(spark, config, progress, run_id, scheme, store, config.table_path())
 

@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from rfm_spark.clustering import ClusterModel
 from rfm_spark.config import Config
 from rfm_spark.io.commits import Txn
-from rfm_spark.pipeline.output import SNAPSHOT_COLUMN, segment_rows
+from rfm_spark.pipeline.output import segment_rows
 from rfm_spark.pipeline.quarantine import write_quarantine
 from rfm_spark.pipeline.results import Reconciliation, SegmentResult, summary_of
 from rfm_spark.pipeline.rows import (
@@ -34,6 +34,7 @@ from rfm_spark.pipeline.run import (
     start_run,
 )
 from rfm_spark.progress import Progress
+from rfm_spark.schemas import SNAPSHOT_COLUMN
 from rfm_spark.scoring import ScoringInfo, score
 
 

@@ -20,8 +20,8 @@ from rfm_spark.config import Config
 from rfm_spark.errors import UsageError
 from rfm_spark.io.models import load_model, save_model
 from rfm_spark.io.store import TableStore
-from rfm_spark.pipeline.output import SNAPSHOT_COLUMN
 from rfm_spark.progress import Progress
+from rfm_spark.schemas import SNAPSHOT_COLUMN
 
 
 @dataclass(frozen=True)

@@ -341,24 +341,15 @@ def final_name(name: str, write_id: str) -> str:
 
 
 def write_staged_parquet(df: DataFrame, staging: str, partition_column: str, root: str) -> None:
-    """Spark writes the files (on the executors) with micro-second timestamps."""
-    spark = df.sparkSession
-    previous = spark.conf.get(_TIMESTAMP_CONF, None)
-    if previous != "TIMESTAMP_MICROS":
-        # INT96 timestamps have no usable statistics; never write them into a Delta table.
-        spark.conf.set(_TIMESTAMP_CONF, "TIMESTAMP_MICROS")
+    """Spark writes the files (on the executors) with micro-second timestamps, whatever the
+    session says: INT96 timestamps have no usable statistics and never go into a Delta table.
+    The write option overrides the session setting for this write only."""
     try:
-        df.write.mode("errorifexists").partitionBy(partition_column).parquet(
-            spark_path(staging, escape_glob=False)
-        )
+        df.write.mode("errorifexists").option(_TIMESTAMP_CONF, "TIMESTAMP_MICROS").partitionBy(
+            partition_column
+        ).parquet(spark_path(staging, escape_glob=False))
     except Exception as exc:  # Py4J / PySpark errors: surface one clear line
         first = java_error_line(exc) or type(exc).__name__
         raise TableError(
             f"Writing the Parquet files for {root} failed: {first}. Nothing was committed."
         ) from exc
-    finally:
-        if previous != "TIMESTAMP_MICROS":
-            if previous is None:
-                spark.conf.unset(_TIMESTAMP_CONF)
-            else:
-                spark.conf.set(_TIMESTAMP_CONF, previous)

@@ -1,8 +1,7 @@
-"""Writing the generated tables: the only part of the generator that does I/O.
+"""Writing the demo data: the generator's lazy tables (:mod:`rfm_spark.datagen`) as Parquet.
 
-The table definitions elsewhere in the package are lazy and side-effect free; this module
-materialises them as Parquet, so a benchmark or a test can use the DataFrames directly and the
-write path can move to :mod:`rfm_spark.io` without touching the generator.
+The tables themselves are side-effect free DataFrames, so a benchmark or a test can also use
+them directly without writing anything.
 """
 
 from __future__ import annotations

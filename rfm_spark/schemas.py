@@ -1,0 +1,99 @@
+"""The tables' schemas and the column names other modules rely on: one home for each contract.
+
+docs/tables.md describes every column; a test compares each schema here with what Spark,
+deltalake and DuckDB read back from the written tables.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import types as T
+
+SNAPSHOT_COLUMN = "snapshot_date"
+SCORE_COLUMNS = {"r": "r_score", "f": "f_score", "m": "m_score"}
+
+# The customer_segments table, in column order.
+OUTPUT_SCHEMA = T.StructType(
+    [
+        T.StructField("customer_id", T.StringType()),
+        T.StructField(SNAPSHOT_COLUMN, T.DateType()),
+        T.StructField("recency_days", T.IntegerType()),
+        T.StructField("frequency", T.LongType()),
+        T.StructField("monetary", T.DecimalType(18, 2)),
+        T.StructField("purchase_days", T.LongType()),
+        T.StructField("avg_order_value", T.DecimalType(18, 2)),
+        T.StructField("first_purchase_date", T.DateType()),
+        T.StructField("last_purchase_date", T.DateType()),
+        T.StructField("tenure_days", T.IntegerType()),
+        T.StructField("r_score", T.IntegerType()),
+        T.StructField("f_score", T.IntegerType()),
+        T.StructField("m_score", T.IntegerType()),
+        T.StructField("rfm_code", T.StringType()),
+        T.StructField("segment", T.StringType()),
+        T.StructField("cluster_id", T.IntegerType()),
+        T.StructField("cluster_name", T.StringType()),
+        T.StructField("score_group", T.StringType()),
+        T.StructField("flag", T.StringType()),
+        T.StructField("run_id", T.StringType()),
+    ]
+)
+
+# The quarantine table: one row per unusable input row, with its reason.
+QUARANTINE_SCHEMA = T.StructType(
+    [
+        T.StructField(SNAPSHOT_COLUMN, T.DateType()),
+        T.StructField("run_id", T.StringType()),
+        T.StructField("reason", T.StringType()),
+        T.StructField("row", T.StringType()),
+        T.StructField("source", T.StringType()),
+        T.StructField("quarantined_at", T.TimestampType()),
+    ]
+)
+
+# The customer_day_activity table (incremental runs): one row per customer and day, built from
+# each input row once; snapshots read its first four columns.
+ACTIVITY_PARTITION = "order_date"
+FINGERPRINT = T.StructType(
+    [T.StructField("h1", T.LongType()), T.StructField("h2", T.IntegerType())]
+)
+ACTIVITY_SCHEMA = T.StructType(
+    [
+        T.StructField("customer_id", T.StringType()),
+        T.StructField(ACTIVITY_PARTITION, T.DateType()),
+        T.StructField("orders", T.LongType()),
+        T.StructField("net_amount", T.DecimalType(28, 2)),
+        T.StructField("lines", T.LongType()),
+        T.StructField("purchase_orders", T.ArrayType(T.StringType())),
+        T.StructField("anonymous_purchases", T.LongType()),
+        T.StructField("fingerprints", T.ArrayType(FINGERPRINT)),
+    ]
+)
+
+TRANSITIONS_TABLE = "segment_transitions"
+TRANSITIONS_PARTITION = "as_of"
+
+# The segment_transitions table, in column order.
+TRANSITIONS_SCHEMA = T.StructType(
+    [
+        T.StructField(TRANSITIONS_PARTITION, T.DateType()),
+        T.StructField("earlier_snapshot", T.DateType()),
+        T.StructField("from_segment", T.StringType()),
+        T.StructField("to_segment", T.StringType()),
+        T.StructField("customers", T.LongType()),
+        T.StructField("share", T.DoubleType()),
+        T.StructField("dimension", T.StringType()),
+        T.StructField("run_id", T.StringType()),
+    ]
+)
+
+# `rfm-spark history`: one row per commit, newest first.
+HISTORY_COLUMNS = (
+    "version",
+    "committed_at",
+    "operation",
+    SNAPSHOT_COLUMN,
+    "run_id",
+    "scheme",
+    "scoring",
+    "input_rows",
+    "output_rows",
+)

@@ -1,0 +1,262 @@
+"""Exactly Spark's ``ntile``, without sorting the customers.
+
+``ntile(n) OVER (ORDER BY key)`` puts the row at 1-based position ``p`` of ``t`` rows into
+bucket ``1 + #(bucket starts <= p)``, where the bucket starts are the positions at which buckets
+2..n begin (:func:`bucket_starts`). Sort keys are unique (they end with ``customer_id``), so
+``p >= start`` exactly when the row's key is at or after the key of the row at that start, its
+*cut key*. A row's score is therefore ``1 + #(cut keys <= its key)``: a narrow map over the
+features, all three axes at once, with no shuffle and no window over all customers.
+
+Finding the cut keys takes a few small jobs for R, F and M together, whatever the data size:
+
+1. a count (skipped when the caller knows it);
+2. a sample, whose evenly spaced keys cut each axis's key space into ranges;
+3. one aggregation of rows per (axis, group, range): the range that holds each bucket start
+   and the start's rank inside it follow on the driver;
+4. one ranking of only those ranges (a window over a narrow projection), keeping the rows at
+   the bucket starts.
+
+The ranges only decide how work is spread: the cut keys, and so the scores, are the same for
+any sample. The orders are ``recency_days DESC, customer_id`` (R), ``frequency, customer_id``
+(F) and ``monetary, customer_id`` (M); with ``partition_by`` everything is per group.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from rfm_spark.errors import ConfigError
+from rfm_spark.scoring.keys import (
+    AXES,
+    ID,
+    SCORES,
+    ScoringInfo,
+    count_at_or_before,
+    count_at_or_before_sql,
+    group_columns,
+    key_columns,
+    with_sort_keys,
+)
+from rfm_spark.sqltext import quote, sql_literal
+
+_WORK_COLUMNS = frozenset({"_key_r", "_key_f", "_key_m"})  # and _g0, _g1, ... for the groups
+SAMPLE_PER_RANGE = 40
+# small ranges keep step 4 cheap: it shuffles only the rows of the ranges it ranks
+ROWS_PER_RANGE = 200_000
+MAX_RANGES = 20_000
+
+Group = tuple[str, ...]
+
+
+def bucket_starts(total: int, bins: int) -> list[int]:
+    """1-based positions at which buckets 2..bins begin under Spark's ``ntile(bins)`` over
+    ``total`` rows: the first ``total % bins`` buckets hold one row more than the others."""
+    size, padded = divmod(total, bins)
+    starts = (k * size + min(k, padded) + 1 for k in range(1, bins))
+    return [s for s in starts if s <= total]
+
+
+def auto_ranges(total: int, parallelism: int) -> int:
+    """Ranges for the cut keys: at least the parallelism, at most ~200k customers each."""
+    return max(1, min(MAX_RANGES, max(parallelism, math.ceil(total / ROWS_PER_RANGE))))
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """One axis's sort key columns and types, and the boundaries of its ranges."""
+
+    axis: str
+    cols: list[str]
+    types: list[T.DataType]
+    bounds: list[tuple[Any, ...]]
+
+    def rid(self) -> Column:
+        """The row's range: the number of boundaries at or before its key."""
+        return count_at_or_before(self.cols, self.types, self.bounds)
+
+
+def _pick_boundaries(keys: list[tuple[Any, ...]], ranges: int) -> list[tuple[Any, ...]]:
+    """``ranges - 1`` evenly spaced keys of a sample (distinct, ascending)."""
+    if ranges <= 1 or not keys:
+        return []
+    # unique (customer_id is part of them); Python orders text, integers, decimals and dates as
+    # Spark does (measures are never null or NaN: see score_ntile)
+    keys = sorted(keys)
+    step = len(keys) / ranges
+    return sorted({keys[min(len(keys) - 1, int(i * step))] for i in range(1, ranges)})
+
+
+def _sample_ranges(
+    keyed: DataFrame, *, groups: Sequence[str], total: int, ranges: int, seed: int
+) -> list[_Axis]:
+    """Range boundaries of all three axes from one sample (step 2)."""
+    cols = {a: key_columns(a, groups) for a in AXES}
+    sample: list[Any] = []
+    if ranges > 1 and total > 1:
+        fraction = min(1.0, SAMPLE_PER_RANGE * ranges / total)
+        sample = (
+            keyed.select(*group_columns(groups), *(f"_key_{a}" for a in AXES), ID)
+            .sample(withReplacement=False, fraction=fraction, seed=seed)
+            .collect()
+        )
+    return [
+        _Axis(
+            axis=a,
+            cols=cols[a],
+            types=[keyed.schema[c].dataType for c in cols[a]],
+            bounds=_pick_boundaries([tuple(r[c] for c in cols[a]) for r in sample], ranges),
+        )
+        for a in AXES
+    ]
+
+
+def _range_counts(keyed: DataFrame, axes: list[_Axis], gcols: list[str]) -> dict[str, Any]:
+    """Rows per (axis, group, range) from one aggregation (step 3): ``{axis: {group: {range:
+    rows}}}``, a few thousand entries at most."""
+    rids = [F.struct(F.lit(x.axis).alias("axis"), x.rid().alias("rid")) for x in axes]
+    rows = (
+        keyed.select(*gcols, F.explode(F.array(*rids)).alias("_r"))
+        .groupBy(*gcols, "_r.axis", "_r.rid")
+        .count()
+        .collect()
+    )
+    counts: dict[str, dict[Group, dict[int, int]]] = {a: {} for a in AXES}
+    for row in rows:
+        group = tuple(row[c] for c in gcols)
+        counts[row["axis"]].setdefault(group, {})[row["rid"]] = row["count"]
+    return counts
+
+
+def _wanted(counts: dict[str, Any], bins: int) -> list[tuple[str, Group, int, int]]:
+    """``(axis, group, range, rank in range)`` of every bucket start."""
+    wanted = []
+    for axis, per_group in counts.items():
+        for group, per_range in per_group.items():
+            starts = bucket_starts(sum(per_range.values()), bins)
+            running = 0
+            for rid in sorted(per_range):
+                n = per_range[rid]
+                wanted += [
+                    (axis, group, rid, s - running) for s in starts if running < s <= running + n
+                ]
+                running += n
+    return wanted
+
+
+def _one_of(columns: Sequence[str], tuples: Sequence[Sequence[str]]) -> Column:
+    """``(columns) IN (tuples)`` for tuples of SQL literals, as structs (one hashed set)."""
+
+    def struct(values: Sequence[str]) -> str:
+        return "named_struct(" + ", ".join(f"'f{i}', {v}" for i, v in enumerate(values)) + ")"
+
+    literals = ", ".join(struct(t) for t in tuples)
+    return F.expr(f"{struct([quote(c) for c in columns])} IN ({literals})")
+
+
+def _cut_keys(
+    keyed: DataFrame, axes: list[_Axis], gcols: list[str], wanted: list[tuple[str, Group, int, int]]
+) -> dict[str, list[tuple[Any, ...]]]:
+    """The sort keys at the bucket starts, per axis, ascending (step 4): only the ranges that
+    hold a start are ranked, over a narrow projection."""
+    cuts: dict[str, list[tuple[Any, ...]]] = {a: [] for a in AXES}
+    if not wanted:
+        return cuts
+    key_type = {x.axis: x.types[-2] for x in axes}
+    exploded = F.array(
+        *[
+            F.struct(
+                F.lit(x.axis).alias("axis"),
+                x.rid().alias("rid"),
+                *[
+                    (F.col(f"_key_{b}") if b == x.axis else F.lit(None).cast(key_type[b])).alias(
+                        f"_k{b}"
+                    )
+                    for b in AXES
+                ],
+            )
+            for x in axes
+        ]
+    )
+    text = T.StringType()
+    place = [
+        (sql_literal(a, text), *(sql_literal(v, text) for v in g), str(rid), str(rank))
+        for a, g, rid, rank in wanted
+    ]
+    part = ["axis", *gcols, "rid"]
+    in_range = Window.partitionBy(*part).orderBy("_kr", "_kf", "_km", ID)
+    rows = (
+        keyed.select(*gcols, ID, F.explode(exploded).alias("_x"))
+        .select(*gcols, ID, "_x.*")
+        .filter(_one_of(part, sorted({p[:-1] for p in place})))
+        .withColumn("_rank", F.row_number().over(in_range))
+        .filter(_one_of([*part, "_rank"], place))
+        .collect()
+    )
+    for row in rows:
+        axis = row["axis"]
+        cuts[axis].append((*(row[c] for c in gcols), row[f"_k{axis}"], row[ID]))
+    return {a: sorted(keys) for a, keys in cuts.items()}
+
+
+def _score_column(x: _Axis, cuts: list[tuple[Any, ...]], groups: list[Group]) -> Column:
+    """``1 + #(cut keys of the row's group <= its key)``. All groups' cut keys sit in one sorted
+    list; those of earlier groups are subtracted by the row's group index (a binary search over
+    the sorted groups too)."""
+    at_or_before = count_at_or_before_sql(x.cols, x.types, cuts)
+    if len(groups) <= 1:
+        return F.expr(f"1 + {at_or_before}")
+    gcols = x.cols[:-2]
+    before, running = [], 0
+    for g in groups:
+        before.append(str(running))
+        running += sum(1 for c in cuts if c[: len(gcols)] == g)
+    group_index = count_at_or_before_sql(gcols, [T.StringType()] * len(gcols), groups[1:])
+    return F.expr(f"1 + {at_or_before} - element_at(array({', '.join(before)}), {group_index} + 1)")
+
+
+def score_ntile(
+    df: DataFrame,
+    *,
+    bins: int,
+    partition_by: Sequence[str] = (),
+    ranges: int | None = None,
+    seed: int = 17,
+    rows: int | None = None,
+) -> tuple[DataFrame, ScoringInfo]:
+    """Add ``r_score``, ``f_score``, ``m_score`` exactly as Spark's ``ntile(bins)`` would.
+
+    Runs the small jobs of the module docstring over ``df`` (cache it when it is expensive to
+    compute; ``rows`` saves the count), then returns a lazy, narrow plan.
+
+    Input columns: ``customer_id`` (unique within a group), ``recency_days``, ``frequency``,
+    ``monetary`` (never null or NaN, as the features are) and the ``partition_by`` columns
+    (nulls form their own group).
+    """
+    groups = list(partition_by)
+    taken = [c for c in df.columns if c in _WORK_COLUMNS or re.fullmatch(r"_g\d+", c)]
+    if taken:
+        raise ConfigError(
+            f"columns {taken} of the features collide with the working columns of the exact "
+            f"ntile ({', '.join(sorted(_WORK_COLUMNS))}, _g0, _g1, ...); rename them first"
+        )
+    total = df.count() if rows is None else rows
+    n_ranges = ranges or auto_ranges(total, df.sparkSession.sparkContext.defaultParallelism)
+    keyed = with_sort_keys(df, groups)
+    gcols = group_columns(groups)
+    axes = _sample_ranges(keyed, groups=groups, total=total, ranges=n_ranges, seed=seed)
+    counts = _range_counts(keyed, axes, gcols)
+    cuts = _cut_keys(keyed, axes, gcols, _wanted(counts, bins))
+    present = sorted(counts["r"])  # group texts: Python's order is Spark's (code points)
+    out = keyed.withColumns(
+        {SCORES[x.axis]: _score_column(x, cuts[x.axis], present).cast("int") for x in axes}
+    ).drop(*gcols, *(f"_key_{a}" for a in AXES))
+    used = {x.axis: len(x.bounds) + 1 for x in axes}
+    return out, ScoringInfo(method="ntile", bins=bins, partition_by=tuple(groups), ranges=used)
