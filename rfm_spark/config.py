@@ -121,6 +121,9 @@ class ValidationSettings(_Model):
 class FeatureSettings(_Model):
     lookback_days: int = Field(default=365, ge=1, le=36500)
     time_zone: str = "UTC"
+    # incremental: each input row is read once into the customer_day_activity table and a
+    # snapshot is computed from that table; full: every run reads its whole window of input
+    mode: Literal["full", "incremental"] = "full"
 
     @field_validator("time_zone")
     @classmethod
@@ -192,12 +195,13 @@ class SegmentSettings(_Model):
 class OutputSettings(_Model):
     table: str = "customer_segments"
     quarantine_table: str = "quarantine"
+    activity_table: str = "customer_day_activity"
     backend: Backend = "auto"
     # an orchestrator's run id (Airflow's run_id, a Databricks job run id): the same for every
     # retry of one run, so a retry whose earlier attempt committed writes nothing again
     idempotency_key: str | None = None
 
-    @field_validator("table", "quarantine_table")
+    @field_validator("table", "quarantine_table", "activity_table")
     @classmethod
     def _name(cls, v: str) -> str:
         import re

@@ -286,6 +286,13 @@ def quarantine_rows(
             .drop("_copy")
         )
         bad = bad.unionByName(extra)
+    return as_quarantine(bad, snapshot_date=snapshot_date, run_id=run_id, source=source, now=now)
+
+
+def as_quarantine(
+    bad: DataFrame, *, snapshot_date: dt.date, run_id: str, source: str, now: dt.datetime
+) -> DataFrame:
+    """Rows with a ``reason`` and the original ``_row`` as rows of the ``quarantine`` table."""
     return bad.select(
         F.lit(snapshot_date).alias("snapshot_date"),
         F.lit(run_id).alias("run_id"),

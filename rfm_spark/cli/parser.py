@@ -133,6 +133,22 @@ def _add_segment(sub: Any) -> None:
     seg.add_argument(
         "--snapshot-date", required=True, metavar="D", help="YYYY-MM-DD; uses orders before D 00:00"
     )
+    mode = seg.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--incremental",
+        dest="mode",
+        action="store_const",
+        const="incremental",
+        help="read only the input rows not read before into the customer_day_activity table "
+        "and compute the snapshot from it (features.mode: incremental)",
+    )
+    mode.add_argument(
+        "--full",
+        dest="mode",
+        action="store_const",
+        const="full",
+        help="recompute the snapshot from the whole window of input (features.mode: full)",
+    )
     _segment_options(seg)
     _common(seg)
     seg.set_defaults(func=cmd_segment)

@@ -76,7 +76,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from rfm_spark.progress import Progress
 
     snapshot = parse_date(args.snapshot_date, "--snapshot-date")
-    config = config_from(args, segment_overrides(args))
+    config = config_from(args, {**segment_overrides(args), "features.mode": args.mode})
     progress = Progress("segment", quiet=args.quiet)
     spark = spark_session(config, args)
     result = run_segment(spark, config, snapshot, progress=progress)

@@ -10,13 +10,15 @@ import datetime as dt
 import json
 
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from rfm_spark import __version__
 from rfm_spark.errors import DataError
+from rfm_spark.io.commits import Txn
 from rfm_spark.pipeline.results import Reconciliation
 from rfm_spark.pipeline.run import Run, commit_txn
 from rfm_spark.schemas import QUARANTINE_SCHEMA, SNAPSHOT_COLUMN
-from rfm_spark.validation import DUPLICATE, quarantine_rows
+from rfm_spark.validation import DUPLICATE, as_quarantine, quarantine_rows
 
 
 def write_quarantine(
@@ -79,13 +81,14 @@ def write_quarantine(
                 table_properties=config.history.table_properties(),
                 txn=commit_txn(config),
             )
-    _check_share(run, recon, path)
+    check_share(run, recon)
     return (path if version is not None else None), version
 
 
-def _check_share(run: Run, recon: Reconciliation, path: str) -> None:
+def check_share(run: Run, recon: Reconciliation) -> None:
     """Refuse the run when bad rows exceed ``validation.max_quarantine_share`` of the input."""
     config = run.config
+    path = config.table_path(config.output.quarantine_table)
     total = recon.quarantined_rows
     limit = config.validation.max_quarantine_share
     share = total / recon.input_rows if recon.input_rows else 0.0
@@ -96,4 +99,40 @@ def _check_share(run: Run, recon: Reconciliation, path: str) -> None:
             f"more than validation.max_quarantine_share ({limit:.2%}); nothing was committed "
             f"to {config.output.table}. The rows are in {path} (run_id {run.run_id}). Fix the "
             "input or raise validation.max_quarantine_share"
+        )
+
+
+def add_to_quarantine(
+    run: Run,
+    bad: DataFrame,
+    recon: Reconciliation,
+    snapshot_date: dt.date,
+    now: dt.datetime,
+    txn: Txn,
+) -> int:
+    """Add an incremental batch's bad rows (``reason``, ``_row``) to the ``snapshot_date``
+    partition of the quarantine table, next to those earlier batches of the same snapshot put
+    there; idempotent on ``txn`` (the batch)."""
+    config = run.config
+    path = config.table_path(config.output.quarantine_table)
+    rows = as_quarantine(
+        bad, snapshot_date=snapshot_date, run_id=run.run_id, source=str(config.input.path), now=now
+    )
+    if run.store.exists(path):
+        earlier = run.store.read(path).filter(F.col(SNAPSHOT_COLUMN) == F.lit(snapshot_date))
+        rows = earlier.unionByName(rows)
+    with run.progress.step(f"adding {recon.quarantined_rows:,} quarantined row(s) to {path}"):
+        return run.store.write_partition(
+            rows,
+            path,
+            partition_column=SNAPSHOT_COLUMN,
+            partition_value=snapshot_date,
+            metadata={
+                "run_id": run.run_id,
+                "snapshot_date": snapshot_date.isoformat(),
+                "reconciliation": json.dumps(recon.as_dict(), sort_keys=True),
+                "rfm_spark_version": __version__,
+            },
+            table_properties=config.history.table_properties(),
+            txn=txn,
         )

@@ -48,6 +48,19 @@ class Reconciliation:
         """Whether every input row is accounted for (no row was lost or counted twice)."""
         return self.input_rows == self.used + self.outside_window + self.quarantined_rows
 
+    def __add__(self, other: Reconciliation) -> Reconciliation:
+        """Both counts together (the micro-batches of an incremental run)."""
+        reasons = {**self.quarantined}
+        for reason, n in other.quarantined.items():
+            reasons[reason] = reasons.get(reason, 0) + n
+        return Reconciliation(
+            input_rows=self.input_rows + other.input_rows,
+            used=self.used + other.used,
+            before_window=self.before_window + other.before_window,
+            after_snapshot=self.after_snapshot + other.after_snapshot,
+            quarantined=reasons,
+        )
+
     def as_dict(self) -> dict[str, Any]:
         """The counts as stored in commit metadata (and read back by a replay)."""
         return {

@@ -159,7 +159,8 @@ def commit_metadata(
         "input_rows": str(recon.input_rows),
         "output_rows": str(output_rows),
         "rfm_spark_version": __version__,
-        # how the features were made: "full" recomputes them from the input rows
+        # how the features were made: "full" recomputes them from the input rows,
+        # "incremental" from the customer_day_activity table
         "made_by": "full",
         **(extra or {}),
     }

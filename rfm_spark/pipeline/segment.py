@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from rfm_spark.clustering import ClusterModel
 from rfm_spark.config import Config
 from rfm_spark.io.commits import Txn
+from rfm_spark.pipeline.incremental import Window, activity_features, ingest
 from rfm_spark.pipeline.output import segment_rows
 from rfm_spark.pipeline.quarantine import write_quarantine
 from rfm_spark.pipeline.results import Reconciliation, SegmentResult, summary_of
@@ -92,7 +93,10 @@ def run_segment(
     model = current_model(run)
     start = snapshot_date - dt.timedelta(days=config.features.lookback_days)
     snap = _Snapshot(date=snapshot_date, start=start, now=dt.datetime.now(dt.timezone.utc))
-    committed = _score_and_commit(run, snap, model, txn)
+    if config.features.mode == "incremental":
+        committed = _incremental(run, snap, model, txn)
+    else:
+        committed = _score_and_commit(run, snap, model, txn)
     with run.progress.step("summarising the committed snapshot"):
         summary = summary_of(run.store, run.path, committed.version, snapshot_date, run.scheme)
     return SegmentResult(
@@ -142,6 +146,26 @@ def _score_and_commit(
     return _Committed(version=version, info=info, recon=recon, quarantine=quarantine)
 
 
+def _incremental(
+    run: Run, snap: _Snapshot, model: ClusterModel | None, txn: Txn | None
+) -> _Committed:
+    """Read the new input rows into the activity table, then score, segment and commit the
+    snapshot from the activity of its window."""
+    recon = ingest(run, Window(snapshot=snap.date, start=snap.start, now=snap.now))
+    features = activity_features(run, snap.date)
+    try:
+        with run.progress.step("computing features from the activity of the window"):
+            customers = features.count()
+        if customers == 0:
+            raise no_customers(run.config, snap.start, snap.date)
+        version, info = _commit(
+            run, features, snap.date, model, recon, customers, txn, made_by="incremental"
+        )
+    finally:
+        features.unpersist()
+    return _Committed(version=version, info=info, recon=recon, quarantine=(None, None))
+
+
 def _count(
     run: Run, features: DataFrame, obs: Observation, dups: Observation | None
 ) -> tuple[Reconciliation, int]:
@@ -169,6 +193,8 @@ def _commit(
     recon: Reconciliation,
     customers: int,
     txn: Txn | None,
+    *,
+    made_by: str = "full",
 ) -> tuple[int, ScoringInfo]:
     """Score and segment the (cached, non-empty) features and commit them as one partition.
 
@@ -187,7 +213,7 @@ def _commit(
         info=info,
         recon=recon,
         output_rows=customers,
-        extra=model_metadata(model),
+        extra={**model_metadata(model), "made_by": made_by},
     )
     with run.progress.step(
         f"scoring, segmenting and committing to {run.path} ({run.store.backend})"

@@ -1,0 +1,247 @@
+"""Incremental runs: the new input rows into the activity table, a snapshot's features from it.
+
+Each run reads only the rows that arrived since the last one (:mod:`rfm_spark.io.new_input`),
+validates them, quarantines the bad ones and the copies of rows already taken, and adds the
+rest to their days in ``customer_day_activity`` (:mod:`rfm_spark.activity`). The snapshot's
+features are then computed from the activity of its window: the same features a full run
+computes from the input, customer by customer.
+
+A micro-batch writes the quarantine, then the activity, each idempotently on the batch id: a
+batch that failed (too many bad rows) or was cut short by a crash is read again by the next run,
+and what it already committed is not committed twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from rfm_spark import __version__
+from rfm_spark.activity import (
+    daily_activity,
+    duplicate_count,
+    duplicates,
+    fingerprinted,
+    merged_days,
+    unseen_rows,
+)
+from rfm_spark.errors import ConfigError
+from rfm_spark.features import rfm_features
+from rfm_spark.io.commits import Txn
+from rfm_spark.io.inputs import stream_transactions
+from rfm_spark.io.new_input import checkpoint_exists, read_new_rows, remove_checkpoint
+from rfm_spark.paths import join
+from rfm_spark.pipeline.quarantine import add_to_quarantine, check_share
+from rfm_spark.pipeline.results import Reconciliation
+from rfm_spark.pipeline.rows import with_attributes
+from rfm_spark.pipeline.run import Run
+from rfm_spark.schemas import ACTIVITY_PARTITION, ACTIVITY_SCHEMA
+from rfm_spark.validation import DUPLICATE, REASONS, ROW
+
+INPUT_KEY = "input"  # commit metadata: the input the activity was read from
+
+
+@dataclass(frozen=True)
+class Window:
+    """The snapshot an incremental run makes: its window, and the run's start."""
+
+    snapshot: dt.date
+    start: dt.date
+    now: dt.datetime
+
+
+@dataclass(frozen=True)
+class _Activity:
+    table: str
+    checkpoint: str  # what the streaming query has read of the input
+
+    @property
+    def app_id(self) -> str:
+        return f"rfm-spark-activity:{self.checkpoint}"
+
+
+def _activity(run: Run) -> _Activity:
+    config = run.config
+    name = config.output.activity_table
+    return _Activity(config.table_path(name), join(config.warehouse, "_checkpoints", name))
+
+
+def ingest(run: Run, window: Window) -> Reconciliation:
+    """Read the input rows not read before into the activity table.
+
+    Returns:
+        Where this run's new rows went, relative to ``window`` (all zero when nothing arrived).
+    """
+    where = _activity(run)
+    _check_state(run, where)
+    stream = stream_transactions(run.spark, run.config.input, now=window.now)
+    parts: list[Reconciliation] = []
+
+    def handle(batch: DataFrame, batch_id: int) -> None:
+        parts.append(_add_batch(run, batch, Txn(where.app_id, batch_id), where, window))
+
+    with run.progress.step(f"reading the new input rows into {where.table}"):
+        batches = read_new_rows(stream, where.checkpoint, handle)
+    recon = Reconciliation(0, 0, 0, 0, {})
+    for part in parts:
+        recon = recon + part
+    run.progress.info(f"{len(batches)} new batch(es) of input; {recon.line()}")
+    return recon
+
+
+def _check_state(run: Run, where: _Activity) -> None:
+    """The activity table and the record of what it has read belong together.
+
+    Raises:
+        ConfigError: The table exists without its record, or was read from another input.
+    """
+    has_table = run.store.exists(where.table)
+    has_record = checkpoint_exists(run.spark, where.checkpoint)
+    if has_record and not has_table:
+        run.progress.info(f"no {where.table}: reading the whole input again")
+        remove_checkpoint(run.spark, where.checkpoint)
+    elif has_table and not has_record:
+        raise ConfigError(
+            f"{where.table} exists but {where.checkpoint}, the record of which input rows it "
+            "holds, is missing; remove the table to rebuild it from the whole input, or run "
+            "with --full"
+        )
+    elif has_table:
+        source = str(run.config.input.path)
+        history = run.store.history(where.table)
+        recorded = next((c["metadata"].get(INPUT_KEY) for c in history if c["metadata"]), None)
+        if recorded is not None and recorded != source:
+            raise ConfigError(
+                f"{where.table} was read from the input {recorded!r}, not {source!r}; run with "
+                "--full, or set output.activity_table to another name for this input"
+            )
+
+
+def _add_batch(
+    run: Run, batch: DataFrame, txn: Txn, where: _Activity, window: Window
+) -> Reconciliation:
+    """Quarantine a micro-batch's bad rows and copies, then add the rest to the activity."""
+    cached: list[DataFrame] = []
+
+    def keep(df: DataFrame) -> DataFrame:
+        cached.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+        return cached[-1]
+
+    try:
+        validated = keep(batch)
+        rows = fingerprinted(validated.filter(F.col("reject_reason").isNull()))
+        with run.progress.step(f"batch {txn.version}: validating the new rows"):
+            days = sorted(r[0] for r in rows.select(ACTIVITY_PARTITION).distinct().collect())
+        existing = _existing(run, where.table, days)
+        dedupe = run.config.validation.duplicates == "quarantine"
+        taken = keep(unseen_rows(rows, existing, dedupe=dedupe))
+        with run.progress.step(
+            f"batch {txn.version}: comparing with {len(days)} day(s) of activity"
+        ):
+            recon = _counts(validated, taken, window)
+        if recon.quarantined_rows:
+            bad = validated.filter(F.col("reject_reason").isNotNull()).select(
+                F.col("reject_reason").alias("reason"), ROW
+            )
+            add_to_quarantine(
+                run, bad.unionByName(duplicates(taken)), recon, window.snapshot, window.now, txn
+            )
+        check_share(run, recon)
+        if days:
+            # one task per day: one file per day partition, not one per task and day
+            merged = merged_days(existing, taken.filter(~F.col("_seen"))).repartition(
+                ACTIVITY_PARTITION
+            )
+            with run.progress.step(
+                f"batch {txn.version}: rewriting {len(days)} day(s) of activity"
+            ):
+                _write_days(run, merged, where, days, recon, txn)
+        return recon
+    finally:
+        for df in reversed(cached):
+            df.unpersist()
+
+
+def _write_days(
+    run: Run,
+    merged: DataFrame,
+    where: _Activity,
+    days: list[dt.date],
+    recon: Reconciliation,
+    txn: Txn,
+) -> None:
+    """Replace the touched days of the activity table in one commit, idempotent on the batch."""
+    run.store.write_partitions(
+        merged,
+        where.table,
+        partition_column=ACTIVITY_PARTITION,
+        partition_values=days,
+        metadata={
+            "run_id": run.run_id,
+            INPUT_KEY: str(run.config.input.path),
+            "reconciliation": json.dumps(recon.as_dict(), sort_keys=True),
+            "rfm_spark_version": __version__,
+        },
+        table_properties=run.config.history.table_properties(),
+        txn=txn,
+    )
+
+
+def _existing(run: Run, table: str, days: list[dt.date]) -> DataFrame:
+    """The activity rows of ``days`` (none before the table exists)."""
+    if not days or not run.store.exists(table):
+        return run.spark.createDataFrame([], ACTIVITY_SCHEMA)
+    return run.store.read(table).filter(F.col(ACTIVITY_PARTITION).isin(days))
+
+
+def _counts(validated: DataFrame, taken: DataFrame, window: Window) -> Reconciliation:
+    """Where a batch's rows went: bad, copies, and the rest by their place to the window."""
+    day = F.col(ACTIVITY_PARTITION)
+    places: dict[str, Column] = {
+        "before_window": day < F.lit(window.start),
+        "in_window": (day >= F.lit(window.start)) & (day < F.lit(window.snapshot)),
+        "after_snapshot": day >= F.lit(window.snapshot),
+    }
+    valid = F.col("reject_reason").isNull()
+    seen = validated.agg(
+        F.count(F.lit(1)).alias("input_rows"),
+        *[F.count(F.when(F.col("reject_reason") == r, 1)).alias(r) for r in REASONS],
+        *[F.count(F.when(valid & where, 1)).alias(name) for name, where in places.items()],
+    ).first()
+    copies = taken.agg(
+        *[F.coalesce(duplicate_count(where), F.lit(0)).alias(n) for n, where in places.items()]
+    ).first()
+    assert seen is not None and copies is not None
+    quarantined = {r: int(seen[r]) for r in REASONS if seen[r]}
+    if sum(copies):
+        quarantined[DUPLICATE] = int(sum(copies))
+    return Reconciliation(
+        input_rows=int(seen["input_rows"]),
+        used=int(seen["in_window"] - copies["in_window"]),
+        before_window=int(seen["before_window"] - copies["before_window"]),
+        after_snapshot=int(seen["after_snapshot"] - copies["after_snapshot"]),
+        quarantined=quarantined,
+    )
+
+
+def activity_features(run: Run, snapshot_date: dt.date) -> DataFrame:
+    """Cached features of one snapshot from the activity of its window."""
+    table = _activity(run).table
+    lookback = run.config.features.lookback_days
+    activity = (
+        run.store.read(table)
+        if run.store.exists(table)
+        else run.spark.createDataFrame([], ACTIVITY_SCHEMA)
+    )
+    start = snapshot_date - dt.timedelta(days=lookback)
+    day = F.col(ACTIVITY_PARTITION)
+    window = activity.filter((day >= F.lit(start)) & (day < F.lit(snapshot_date)))
+    features = rfm_features(
+        daily_activity(window), snapshot_date=snapshot_date, lookback_days=lookback
+    )
+    return with_attributes(run.spark, run.config, features).persist(StorageLevel.MEMORY_AND_DISK)

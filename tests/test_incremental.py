@@ -1,0 +1,226 @@
+"""Incremental runs: the snapshot made from the activity table equals the full recompute.
+
+Input arrives as CSV files in one folder, in any order: rows for past days arrive late, rows of
+a known order arrive later (a return, a second line), copies of rows already delivered arrive
+again, and some rows are bad. After every arrival an incremental run and a full run make the
+same snapshot in two warehouses; the two must agree customer by customer, and every run's
+reconciliation must add up.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from deltalake import DeltaTable
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from pyspark.sql import SparkSession
+
+from rfm_spark.cli import main
+from rfm_spark.config import Config
+from rfm_spark.errors import ConfigError, InputError
+from rfm_spark.pipeline import run_segment
+from rfm_spark.pipeline.results import SegmentResult
+from rfm_spark.progress import Progress
+
+D = dt.date(2026, 3, 1)
+LOOKBACK = 30
+HEADER = ["customer_id", "order_id", "order_ts", "amount"]
+QUIET = Progress("test", quiet=True)
+
+row = st.tuples(
+    st.sampled_from(["c1", "c2", "c3", "c4", "c5", ""]),  # "" is a bad row (no customer)
+    st.sampled_from(["o1", "o2", "o3", "o4", ""]),  # "" = no order id: the row is its own order
+    st.integers(1, 40),  # days before D: some before the 30-day window
+    st.integers(0, 23),
+    st.sampled_from(["12.50", "99.00", "5.25", "-5.25", "-12.50", "0.99", "x"]),  # x: bad
+)
+
+
+@st.composite
+def arrivals(draw: st.DrawFn) -> list[list[tuple]]:
+    """Rows spread over 1-3 arrivals in any order, plus copies re-delivered later."""
+    rows = draw(st.lists(row, min_size=3, max_size=20))
+    n = draw(st.integers(1, 3))
+    where = draw(st.lists(st.integers(0, n - 1), min_size=len(rows), max_size=len(rows)))
+    batches: list[list[tuple]] = [
+        [r for r, w in zip(rows, where, strict=True) if w == i] for i in range(n)
+    ]
+    copies = draw(st.lists(st.tuples(st.integers(0, len(rows) - 1), st.integers(0, n - 1))))
+    for index, batch in copies[:4]:
+        batches[batch].append(rows[index])
+    return [b for b in batches if b]
+
+
+def csv_row(r: tuple) -> list[str]:
+    customer, order, days_before, hour, amount = r
+    ts = dt.datetime.combine(D - dt.timedelta(days=days_before), dt.time(hour, 15))
+    return [customer, order, ts.strftime("%Y-%m-%d %H:%M:%S"), amount]
+
+
+def deliver(folder: Path, name: str, rows: list[tuple]) -> None:
+    """Write one CSV file into the input folder, complete before it appears there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder.parent / f".{name}"
+    with part.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(HEADER)
+        out.writerows(csv_row(r) for r in rows)
+    part.rename(folder / name)
+
+
+def config(root: Path, mode: str, **more: object) -> Config:
+    return Config().with_overrides(
+        {
+            "warehouse": str(root / mode),
+            "input.path": str(root / "input"),
+            "input.format": "csv",
+            "features.lookback_days": LOOKBACK,
+            "features.mode": mode,
+            "validation.max_quarantine_share": 1.0,
+            **more,
+        }
+    )
+
+
+def segment(spark: SparkSession, cfg: Config, day: dt.date) -> SegmentResult | None:
+    """One run; None when the window has no usable row (both modes say so alike)."""
+    try:
+        return run_segment(spark, cfg, day, progress=QUIET)
+    except InputError as exc:
+        assert "no usable transactions" in str(exc)
+        return None
+
+
+def snapshot(warehouse: Path, day: dt.date) -> pd.DataFrame:
+    df = DeltaTable(str(warehouse / "customer_segments")).to_pandas()
+    df = df[df["snapshot_date"].astype(str) == day.isoformat()].drop(columns=["run_id"])
+    return df.set_index("customer_id").sort_index()
+
+
+def extra_copies_of_valid_rows(delivered: list[tuple]) -> int:
+    valid = [r for r in delivered if r[0] and r[4] != "x"]
+    return len(valid) - len(set(valid))
+
+
+@pytest.mark.slow
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches=arrivals())
+@example(  # late rows, a later line and a return of a known order, a copy, a bad row
+    batches=[
+        [("c1", "o1", 3, 10, "12.50"), ("c2", "", 5, 9, "5.25")],
+        [("c1", "o1", 3, 11, "99.00"), ("c2", "", 5, 9, "5.25"), ("c3", "o2", 20, 8, "x")],
+        [("c1", "o1", 2, 12, "-12.50"), ("c1", "o1", 3, 10, "12.50"), ("c4", "o3", 35, 1, "5.25")],
+    ]
+)
+def test_incremental_snapshots_equal_full_recomputes(
+    spark: SparkSession, batches: list[list[tuple]]
+) -> None:
+    root = Path(tempfile.mkdtemp(prefix="rfm-incremental-"))
+    try:
+        delivered: list[tuple] = []
+        input_rows = duplicates = 0
+        every_run_counted = True
+        for i, batch in enumerate(batches):
+            deliver(root / "input", f"part-{i}.csv", batch)
+            delivered += batch
+            day = D + dt.timedelta(days=i)  # one snapshot a day, each after its arrival
+            inc = segment(spark, config(root, "incremental"), day)
+            full = segment(spark, config(root, "full"), day)
+            assert (inc is None) == (full is None)
+            if inc is None or full is None:
+                every_run_counted = False  # a refused run reports no counts
+                continue
+            assert inc.reconciliation.balanced and full.reconciliation.balanced
+            input_rows += inc.reconciliation.input_rows
+            duplicates += inc.reconciliation.quarantined.get("duplicate_row", 0)
+            assert inc.reconciliation.input_rows <= len(batch)  # only the new rows
+            pd.testing.assert_frame_equal(
+                snapshot(root / "incremental", day), snapshot(root / "full", day)
+            )
+        if every_run_counted:  # every delivered row was read once, every re-delivered copy caught
+            assert input_rows == len(delivered)
+            assert duplicates == extra_copies_of_valid_rows(delivered)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def two_days(tmp_path: Path) -> Path:
+    deliver(tmp_path / "input", "a.csv", [("c1", "o1", 3, 10, "12.50"), ("c2", "", 5, 9, "5.25")])
+    return tmp_path
+
+
+@pytest.mark.parametrize("backend", ["spark", "delta-rs"])
+def test_a_replayed_batch_commits_nothing_twice(
+    spark: SparkSession, two_days: Path, backend: str
+) -> None:
+    """A crash after the batch's commit but before the stream recorded it: the next run reads
+    the same batch again, and its writes are skipped by their batch id (both backends)."""
+    cfg = config(two_days, "incremental", **{"output.backend": backend})
+    first = run_segment(spark, cfg, D, progress=QUIET)
+    activity = two_days / "incremental" / "customer_day_activity"
+    version = DeltaTable(str(activity)).version()
+    commits = two_days / "incremental" / "_checkpoints" / "customer_day_activity" / "commits"
+    for name in ("0", ".0.crc"):  # the stream forgets it finished batch 0
+        (commits / name).unlink(missing_ok=True)
+    again = run_segment(spark, cfg, D, progress=QUIET)
+    assert DeltaTable(str(activity)).version() == version
+    assert again.reconciliation.input_rows == 2  # read again, committed once
+    assert first.summary == again.summary  # the rows were not added a second time
+
+
+def test_cli_flags_choose_the_mode_and_the_commit_says_which(
+    spark: SparkSession, two_days: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flags = ["--snapshot-date", D.isoformat(), "--input", str(two_days / "input")]
+    flags += ["--input-format", "csv", "--lookback-days", str(LOOKBACK), "--quiet"]
+    warehouse = two_days / "cli"
+    for mode in ("--incremental", "--full"):
+        assert main(["segment", mode, *flags, "--warehouse", str(warehouse)]) == 0
+    history = DeltaTable(str(warehouse / "customer_segments")).history()
+    made_by = [json.loads(h["userMetadata"])["made_by"] for h in history[:2]]
+    assert made_by == ["full", "incremental"]  # newest first
+    assert (warehouse / "customer_day_activity").is_dir()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(["segment", "--incremental", "--full", *flags])
+    assert refused.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_activity_without_its_record_is_refused(spark: SparkSession, two_days: Path) -> None:
+    cfg = config(two_days, "incremental")
+    run_segment(spark, cfg, D, progress=QUIET)
+    shutil.rmtree(two_days / "incremental" / "_checkpoints")
+    with pytest.raises(ConfigError, match="record of which input rows it holds"):
+        run_segment(spark, cfg, D, progress=QUIET)
+
+
+def test_activity_of_another_input_is_refused(spark: SparkSession, two_days: Path) -> None:
+    run_segment(spark, config(two_days, "incremental"), D, progress=QUIET)
+    shutil.copytree(two_days / "input", two_days / "other")
+    other = config(two_days, "incremental", **{"input.path": str(two_days / "other")})
+    with pytest.raises(ConfigError, match="was read from the input"):
+        run_segment(spark, other, D, progress=QUIET)
+
+
+def test_kept_copies_count_like_a_full_run(spark: SparkSession, tmp_path: Path) -> None:
+    """``validation.duplicates: keep``: a re-delivered row is one more row, in both modes."""
+    rows = [("c1", "", 3, 10, "12.50"), ("c2", "o1", 4, 9, "5.25")]
+    deliver(tmp_path / "input", "a.csv", rows)
+    deliver(tmp_path / "input", "b.csv", rows[:1])
+    keep = {"validation.duplicates": "keep"}
+    inc = run_segment(spark, config(tmp_path, "incremental", **keep), D, progress=QUIET)
+    run_segment(spark, config(tmp_path, "full", **keep), D, progress=QUIET)
+    assert inc.reconciliation.quarantined == {} and inc.reconciliation.used == 3
+    got = snapshot(tmp_path / "incremental", D)
+    pd.testing.assert_frame_equal(got, snapshot(tmp_path / "full", D))
+    assert got.loc["c1", "frequency"] == 2  # each copy without an order id is an order
