@@ -67,20 +67,7 @@ def write_quarantine(
             else validated.sparkSession.createDataFrame([], QUARANTINE_SCHEMA)
         )
         with run.progress.step(f"writing {total:,} quarantined row(s) to {path}"):
-            version = run.store.write_partition(
-                rows,
-                path,
-                partition_column=SNAPSHOT_COLUMN,
-                partition_value=snapshot_date,
-                metadata={
-                    "run_id": run.run_id,
-                    "snapshot_date": snapshot_date.isoformat(),
-                    "reconciliation": json.dumps(recon.as_dict(), sort_keys=True),
-                    "rfm_spark_version": __version__,
-                },
-                table_properties=config.history.table_properties(),
-                txn=commit_txn(config),
-            )
+            version = _replace(run, rows, path, snapshot_date, recon, commit_txn(config))
     check_share(run, recon)
     return (path if version is not None else None), version
 
@@ -122,17 +109,29 @@ def add_to_quarantine(
         earlier = run.store.read(path).filter(F.col(SNAPSHOT_COLUMN) == F.lit(snapshot_date))
         rows = earlier.unionByName(rows)
     with run.progress.step(f"adding {recon.quarantined_rows:,} quarantined row(s) to {path}"):
-        return run.store.write_partition(
-            rows,
-            path,
-            partition_column=SNAPSHOT_COLUMN,
-            partition_value=snapshot_date,
-            metadata={
-                "run_id": run.run_id,
-                "snapshot_date": snapshot_date.isoformat(),
-                "reconciliation": json.dumps(recon.as_dict(), sort_keys=True),
-                "rfm_spark_version": __version__,
-            },
-            table_properties=config.history.table_properties(),
-            txn=txn,
-        )
+        return _replace(run, rows, path, snapshot_date, recon, txn)
+
+
+def _replace(
+    run: Run,
+    rows: DataFrame,
+    path: str,
+    snapshot_date: dt.date,
+    recon: Reconciliation,
+    txn: Txn | None,
+) -> int:
+    """Replace the ``snapshot_date`` partition of the quarantine table with ``rows``."""
+    return run.store.write_partition(
+        rows,
+        path,
+        partition_column=SNAPSHOT_COLUMN,
+        partition_value=snapshot_date,
+        metadata={
+            "run_id": run.run_id,
+            "snapshot_date": snapshot_date.isoformat(),
+            "reconciliation": json.dumps(recon.as_dict(), sort_keys=True),
+            "rfm_spark_version": __version__,
+        },
+        table_properties=run.config.history.table_properties(),
+        txn=txn,
+    )
