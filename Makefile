@@ -50,11 +50,13 @@ package: install ## Build the wheel and dist/rfm_spark.zip for spark-submit --py
 	$(BIN)/python -c "import shutil; shutil.make_archive('dist/rfm_spark', 'zip', '.', 'rfm_spark')"
 	@ls -l dist
 
-bench: install ## Benchmarks: peers at 10M and 30M rows, scoring scaling, backfill (about 1.5 h)
+bench: install ## Benchmarks, then every target with its ratio and status (about 2 h)
 	$(BIN)/python benchmarks/peers.py --size 10m --repeat 3
 	$(BIN)/python benchmarks/peers.py --size 30m --repeat 3
+	$(BIN)/python benchmarks/incremental.py --size 10m --days-after 3
 	$(BIN)/python benchmarks/scoring.py --synthetic 4000000 --modes ours,naive --repeat 3
 	$(BIN)/python benchmarks/backfill.py --customers 20000 --days 730 --snapshots 14 --repeat 3
+	$(BIN)/python benchmarks/targets.py
 
 clean: ## Remove the venv, build output, demo data and the local warehouse
 	rm -rf $(VENV) .jars dist build *.egg-info data warehouse spark-warehouse metastore_db derby.log .pytest_cache .mypy_cache .ruff_cache

@@ -10,59 +10,40 @@ progress lines. The backends alternate between repetitions; each run writes a fr
 
 from __future__ import annotations
 
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from common import END_DATE, SIZES, append_result, data_dir, ensure_data, header, load1, parser
+from common import (
+    END_DATE,
+    SIZES,
+    append_result,
+    cold_command,
+    data_dir,
+    ensure_data,
+    header,
+    parser,
+)
 from common import wait_quiet as wait_for_quiet_machine
 
 BACKENDS = ("spark", "delta-rs")
-_STEP = re.compile(r"^\[segment\] (?P<label>.+): done in (?P<s>[0-9.]+) s$")
 
 
 def run_once(data: Path, backend: str) -> dict[str, Any]:
     """One cold command in a fresh warehouse: wall time and step times."""
     warehouse = Path(tempfile.mkdtemp(prefix="rfm-bench-wh-"))
-    cmd = [
-        sys.executable,
-        "-m",
-        "rfm_spark.cli",
-        "segment",
-        "--snapshot-date",
-        END_DATE.isoformat(),
-        "--input",
-        str(data / "transactions"),
-        "--warehouse",
-        str(warehouse),
-        "--backend",
-        backend,
-        "--master",
-        "local[2]",
-        "--spark-conf",
-        "spark.sql.shuffle.partitions=8",
-        "--spark-conf",
-        "spark.ui.enabled=false",
-    ]
-    t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.monotonic() - t0
-    shutil.rmtree(warehouse, ignore_errors=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{backend} run failed: {proc.stderr[-2000:]}")
-    steps = {}
-    for line in proc.stderr.splitlines():
-        m = _STEP.match(line.strip())
-        if m:
-            label = m["label"].split(" to ")[0].split(" (")[0]
-            steps[label] = float(m["s"])
-    return {"backend": backend, "wall_s": round(wall, 2), "steps": steps, "load1": load1()}
+    cmd = [sys.executable, "-m", "rfm_spark.cli", "segment"]
+    cmd += ["--snapshot-date", END_DATE.isoformat(), "--input", str(data / "transactions")]
+    cmd += ["--warehouse", str(warehouse), "--backend", backend, "--master", "local[2]"]
+    cmd += ["--spark-conf", "spark.sql.shuffle.partitions=8"]
+    cmd += ["--spark-conf", "spark.ui.enabled=false"]
+    try:
+        return {"backend": backend, **cold_command(cmd, f"{backend} run")}
+    finally:
+        shutil.rmtree(warehouse, ignore_errors=True)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -29,6 +30,16 @@ def _use_code_snapshot() -> None:
 
 
 _use_code_snapshot()
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a child command: it imports the same ``rfm_spark`` as this process."""
+    env = dict(os.environ)
+    code = os.environ.get("RFM_BENCH_CODE")
+    if code:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (code, env.get("PYTHONPATH")) if p)
+    return env
+
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"
@@ -169,11 +180,53 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "java": java.splitlines()[0] if java else "",
         "rfm_spark": __version__,
-        "rfm_spark_code": os.environ.get("RFM_BENCH_CODE") or str(Path(rfm_spark.__file__).parent),
+        "rfm_spark_code": _code_version(Path(rfm_spark.__file__).parent),
         "pyspark": pyspark.__version__,
         "duckdb": duckdb.__version__,
         "pandas": pandas.__version__,
         "pyarrow": pyarrow.__version__,
+    }
+
+
+def _code_version(package: Path) -> str:
+    """The commit the measured code is (``-dirty`` with uncommitted changes), never a path."""
+    snapshot = os.environ.get("RFM_BENCH_CODE")
+    if snapshot:
+        return f"commit {Path(snapshot).name.removeprefix('code-')}"
+    git = ["git", "-C", str(package.parent)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return "unknown"
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", "rfm_spark"], capture_output=True, text=True
+    )
+    return f"commit {head.stdout.strip()}" + ("-dirty" if dirty.stdout.strip() else "")
+
+
+_STEP = re.compile(r"^\[(?P<command>[a-z]+)\] (?P<label>.+): done in (?P<s>[0-9.]+) s$")
+
+
+def cold_command(cmd: list[str], what: str) -> dict[str, Any]:
+    """Run one CLI command as a user would (Python and JVM start included): its wall time, the
+    step times from its progress lines, and the 1-minute load when it started."""
+    load = load1()
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
+    wall = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed: {proc.stderr[-3000:]}")
+    timings = {}
+    for line in proc.stderr.splitlines():
+        m = _STEP.match(line.strip())
+        if m:
+            timings[m["label"]] = float(m["s"])
+    return {"wall_s": round(wall, 2), "steps": step_times(timings), "load1_start": load}
+
+
+def step_times(timings: dict[str, float]) -> dict[str, float]:
+    """A run's step times keyed by the step without the table it read or wrote (no paths)."""
+    return {
+        re.split(r" (?:to|into) (?=\S*[/:])| \(", label)[0]: secs for label, secs in timings.items()
     }
 
 

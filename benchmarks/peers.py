@@ -82,7 +82,7 @@ def worker(engine: str, data: Path, out: Path, master: str, threads: int) -> dic
                 overrides["validation.duplicates"] = "keep"
             config = Config().with_overrides(overrides)
             res = run_segment(spark, config, snapshot, progress=Progress("bench", quiet=True))
-            rec["steps_s"] = res.timings
+            rec["steps_s"] = common.step_times(res.timings)
             rec["customers"] = res.customers
             rec["scoring_ranges"] = dict(res.scoring.ranges)
         elif engine == "naive":

@@ -12,6 +12,7 @@ benchmarks/results/stages.jsonl. Not a timing benchmark (single run, event log o
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from collections import defaultdict
@@ -35,7 +36,12 @@ def parse_event_log(paths: list[Path]) -> dict[str, Any]:
                 "job": ev["Job ID"],
                 "start": ev["Submission Time"],
                 "stages": ev["Stage IDs"],
-                "what": props.get("spark.job.description") or props.get("callSite.short", ""),
+                # the call site without the folder it lies in: "collect at rfm_spark/x.py:12"
+                "what": re.sub(
+                    r"\S*/(rfm_spark/)",
+                    r"\1",
+                    props.get("spark.job.description") or props.get("callSite.short", ""),
+                ),
             }
         elif kind == "SparkListenerJobEnd":
             jobs[ev["Job ID"]]["s"] = (ev["Completion Time"] - jobs[ev["Job ID"]]["start"]) / 1e3
@@ -107,9 +113,11 @@ def main() -> None:
         from rfm_spark.progress import Progress
 
         config = Config().with_overrides({"warehouse": str(out), "input.path": tx})
-        steps = run_segment(
-            spark, config, common.END_DATE, progress=Progress("profile", quiet=True)
-        ).timings
+        steps = common.step_times(
+            run_segment(
+                spark, config, common.END_DATE, progress=Progress("profile", quiet=True)
+            ).timings
+        )
     elif args.engine == "naive":
         from reference import naive_segment
 
