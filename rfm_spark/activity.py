@@ -44,8 +44,7 @@ def unseen_rows(batch: DataFrame, existing: DataFrame, *, dedupe: bool) -> DataF
     """
     if not dedupe:
         return batch.withColumn("_copies", F.lit(1)).withColumn("_seen", F.lit(False))
-    grouped = batch.groupBy(*_ROW_KEY).agg(
-        F.first("order_id").alias("order_id"),
+    grouped = batch.groupBy(*KEY, "order_id", "_h1", "_h2").agg(
         F.first("amount").alias("amount"),
         F.first(ROW).alias(ROW),
         F.count(F.lit(1)).alias("_copies"),

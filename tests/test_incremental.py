@@ -164,7 +164,8 @@ def test_a_replayed_batch_commits_nothing_twice(
 ) -> None:
     """A crash after the batch's commit but before the stream recorded it: the next run reads
     the same batch again, and its writes are skipped by their batch id (both backends)."""
-    cfg = config(two_days, "incremental", **{"output.backend": backend})
+    strict = {"output.backend": backend, "validation.max_quarantine_share": 0.01}
+    cfg = config(two_days, "incremental", **strict)
     first = run_segment(spark, cfg, D, progress=QUIET)
     activity = two_days / "incremental" / "customer_day_activity"
     version = DeltaTable(str(activity)).version()
@@ -173,8 +174,38 @@ def test_a_replayed_batch_commits_nothing_twice(
         (commits / name).unlink(missing_ok=True)
     again = run_segment(spark, cfg, D, progress=QUIET)
     assert DeltaTable(str(activity)).version() == version
-    assert again.reconciliation.input_rows == 2  # read again, committed once
+    # the batch was read again and recognised as committed: not taken for copies of itself
+    assert again.reconciliation == first.reconciliation
+    assert not (two_days / "incremental" / "quarantine").exists()
     assert first.summary == again.summary  # the rows were not added a second time
+
+
+def test_a_file_delivered_twice_is_quarantined_without_failing_the_run(
+    spark: SparkSession, two_days: Path
+) -> None:
+    cfg = config(two_days, "incremental", **{"validation.max_quarantine_share": 0.01})
+    first = run_segment(spark, cfg, D, progress=QUIET)
+    shutil.copy(two_days / "input" / "a.csv", two_days / "input" / "a-again.csv")
+    again = run_segment(spark, cfg, D, progress=QUIET)
+    assert again.reconciliation.quarantined == {"duplicate_row": 2}
+    assert again.reconciliation.used == 0 and again.reconciliation.balanced
+    assert again.summary == first.summary
+
+
+def test_a_lost_activity_table_is_rebuilt_from_the_whole_input(
+    spark: SparkSession, two_days: Path
+) -> None:
+    """The orphaned checkpoint is dropped; the new one has a new query id, so the rebuilt
+    batches' writes are not mistaken for the old ones (the bad row is quarantined again)."""
+    deliver(two_days / "input", "b.csv", [("", "o9", 2, 8, "1.00")])
+    cfg = config(two_days, "incremental")
+    first = run_segment(spark, cfg, D, progress=QUIET)
+    shutil.rmtree(two_days / "incremental" / "customer_day_activity")
+    again = run_segment(spark, cfg, D, progress=QUIET)
+    assert again.reconciliation == first.reconciliation
+    assert again.summary == first.summary
+    quarantine = DeltaTable(str(two_days / "incremental" / "quarantine")).to_pandas()
+    assert list(quarantine["reason"]) == ["null_customer_id", "null_customer_id"]
 
 
 def test_cli_flags_choose_the_mode_and_the_commit_says_which(
@@ -202,6 +233,13 @@ def test_activity_without_its_record_is_refused(spark: SparkSession, two_days: P
     shutil.rmtree(two_days / "incremental" / "_checkpoints")
     with pytest.raises(ConfigError, match="record of which input rows it holds"):
         run_segment(spark, cfg, D, progress=QUIET)
+
+
+def test_activity_built_with_other_rules_is_refused(spark: SparkSession, two_days: Path) -> None:
+    run_segment(spark, config(two_days, "incremental"), D, progress=QUIET)
+    keep = config(two_days, "incremental", **{"validation.duplicates": "keep"})
+    with pytest.raises(ConfigError, match="other input, time zone or duplicate settings"):
+        run_segment(spark, keep, D, progress=QUIET)
 
 
 def test_activity_of_another_input_is_refused(spark: SparkSession, two_days: Path) -> None:

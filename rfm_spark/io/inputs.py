@@ -202,13 +202,13 @@ def stream_transactions(
     batch = read_input(spark, settings)
     path, fmt = str(settings.path), settings.format
     try:
+        # a file delivered late keeps its old modification time: never skip it for its age
+        files = spark.readStream.option("maxFileAge", "36500d")
         if fmt == "parquet":
             raw = spark.read.parquet(path)
-            stream = _micros(
-                spark.readStream.schema(raw.schema).parquet(path), _nanosecond_columns(raw)
-            )
+            stream = _micros(files.schema(raw.schema).parquet(path), _nanosecond_columns(raw))
         elif fmt == "csv":
-            stream = _csv_options(spark.readStream.schema(batch.schema), settings).csv(path)
+            stream = _csv_options(files.schema(batch.schema), settings).csv(path)
         elif fmt == "table":
             stream = spark.readStream.table(path)
         else:

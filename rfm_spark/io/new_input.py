@@ -9,6 +9,7 @@ writes idempotent on that id.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,3 +93,18 @@ def remove_checkpoint(spark: SparkSession, checkpoint: str) -> None:
     """Forget what was read: the next query reads the whole input again."""
     fs, hpath = _hadoop_path(spark, checkpoint)
     fs.delete(hpath, True)
+
+
+def query_id(spark: SparkSession, checkpoint: str) -> str:
+    """The id of the query that owns ``checkpoint`` (Spark writes it when the query first
+    starts): a new checkpoint is a new id, so writes keyed on it never collide with those of
+    an earlier checkpoint at the same place."""
+    fs, hpath = _hadoop_path(spark, checkpoint.rstrip("/") + "/metadata")
+    jvm: Any = spark.sparkContext._jvm
+    stream = fs.open(hpath)
+    try:
+        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+        text = reader.readLine()
+    finally:
+        stream.close()
+    return str(json.loads(text)["id"])

@@ -14,8 +14,9 @@ and what it already committed is not committed twice.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
@@ -30,11 +31,17 @@ from rfm_spark.activity import (
     merged_days,
     unseen_rows,
 )
+from rfm_spark.config import Config
 from rfm_spark.errors import ConfigError
 from rfm_spark.features import rfm_features
 from rfm_spark.io.commits import Txn
 from rfm_spark.io.inputs import stream_transactions
-from rfm_spark.io.new_input import checkpoint_exists, read_new_rows, remove_checkpoint
+from rfm_spark.io.new_input import (
+    checkpoint_exists,
+    query_id,
+    read_new_rows,
+    remove_checkpoint,
+)
 from rfm_spark.paths import join
 from rfm_spark.pipeline.quarantine import add_to_quarantine, check_share
 from rfm_spark.pipeline.results import Reconciliation
@@ -44,6 +51,7 @@ from rfm_spark.schemas import ACTIVITY_PARTITION, ACTIVITY_SCHEMA
 from rfm_spark.validation import DUPLICATE, REASONS, ROW
 
 INPUT_KEY = "input"  # commit metadata: the input the activity was read from
+RULES_KEY = "input_rules"  # commit metadata: the hash of the settings it was built with
 
 
 @dataclass(frozen=True)
@@ -60,9 +68,16 @@ class _Activity:
     table: str
     checkpoint: str  # what the streaming query has read of the input
 
-    @property
-    def app_id(self) -> str:
-        return f"rfm-spark-activity:{self.checkpoint}"
+
+def _rules(config: Config) -> str:
+    """A hash of the settings that decide what an input row becomes in the activity table:
+    the activity is only valid for the rules it was built with."""
+    rules = {
+        "input": config.input.model_dump(mode="json", exclude={"customers_path"}),
+        "time_zone": config.features.time_zone,
+        "duplicates": config.validation.duplicates,
+    }
+    return hashlib.sha256(json.dumps(rules, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _activity(run: Run) -> _Activity:
@@ -81,9 +96,12 @@ def ingest(run: Run, window: Window) -> Reconciliation:
     _check_state(run, where)
     stream = stream_transactions(run.spark, run.config.input, now=window.now)
     parts: list[Reconciliation] = []
+    app: list[str] = []
 
     def handle(batch: DataFrame, batch_id: int) -> None:
-        parts.append(_add_batch(run, batch, Txn(where.app_id, batch_id), where, window))
+        # keyed on the query's id: a new checkpoint never reuses an old one's batch ids
+        app[:] = app or [f"rfm-spark-activity:{query_id(run.spark, where.checkpoint)}"]
+        parts.append(_add_batch(run, batch, Txn(app[0], batch_id), where, window))
 
     with run.progress.step(f"reading the new input rows into {where.table}"):
         batches = read_new_rows(stream, where.checkpoint, handle)
@@ -113,12 +131,19 @@ def _check_state(run: Run, where: _Activity) -> None:
         )
     elif has_table:
         source = str(run.config.input.path)
-        history = run.store.history(where.table)
-        recorded = next((c["metadata"].get(INPUT_KEY) for c in history if c["metadata"]), None)
-        if recorded is not None and recorded != source:
+        latest: dict[str, str] = next(
+            (c["metadata"] for c in run.store.history(where.table) if c["metadata"]), {}
+        )
+        if latest.get(INPUT_KEY, source) != source:
             raise ConfigError(
-                f"{where.table} was read from the input {recorded!r}, not {source!r}; run with "
-                "--full, or set output.activity_table to another name for this input"
+                f"{where.table} was read from the input {latest[INPUT_KEY]!r}, not {source!r}; run "
+                "with --full, or set output.activity_table to another name for this input"
+            )
+        if latest.get(RULES_KEY, _rules(run.config)) != _rules(run.config):
+            raise ConfigError(
+                f"{where.table} was built with other input, time zone or duplicate settings "
+                "than this run's; run with --full, or remove the table (and its checkpoint "
+                f"{where.checkpoint}) to rebuild it with these settings"
             )
 
 
@@ -137,6 +162,11 @@ def _add_batch(
         rows = fingerprinted(validated.filter(F.col("reject_reason").isNull()))
         with run.progress.step(f"batch {txn.version}: validating the new rows"):
             days = sorted(r[0] for r in rows.select(ACTIVITY_PARTITION).distinct().collect())
+        quarantine = run.config.table_path(run.config.output.quarantine_table)
+        done = _committed(run, where.table if days else quarantine, txn)
+        if done is not None:  # a replay of a batch an earlier run committed: nothing again
+            run.progress.info(f"batch {txn.version} was committed by an earlier run")
+            return done
         existing = _existing(run, where.table, days)
         dedupe = run.config.validation.duplicates == "quarantine"
         taken = keep(unseen_rows(rows, existing, dedupe=dedupe))
@@ -151,7 +181,10 @@ def _add_batch(
             add_to_quarantine(
                 run, bad.unionByName(duplicates(taken)), recon, window.snapshot, window.now, txn
             )
-        check_share(run, recon)
+        # copies of rows already read are expected (a file delivered twice): they are
+        # quarantined but do not count against the share of bad rows
+        reasons = {r: n for r, n in recon.quarantined.items() if r != DUPLICATE}
+        check_share(run, replace(recon, quarantined=reasons))
         if days:
             # one task per day: one file per day partition, not one per task and day
             merged = merged_days(existing, taken.filter(~F.col("_seen"))).repartition(
@@ -184,12 +217,22 @@ def _write_days(
         metadata={
             "run_id": run.run_id,
             INPUT_KEY: str(run.config.input.path),
+            RULES_KEY: _rules(run.config),
             "reconciliation": json.dumps(recon.as_dict(), sort_keys=True),
             "rfm_spark_version": __version__,
         },
         table_properties=run.config.history.table_properties(),
         txn=txn,
     )
+
+
+def _committed(run: Run, path: str, txn: Txn) -> Reconciliation | None:
+    """The reconciliation recorded by the commit of ``txn`` to ``path``, if it was made."""
+    version = run.store.txn_version(path, txn) if run.store.exists(path) else None
+    if version is None:
+        return None
+    commit = next(c for c in run.store.history(path) if c["version"] == version)
+    return Reconciliation(**json.loads(commit["metadata"]["reconciliation"]))
 
 
 def _existing(run: Run, table: str, days: list[dt.date]) -> DataFrame:
