@@ -18,6 +18,7 @@ from rfm_spark.scoring import (
     score_quantile,
     score_thresholds,
 )
+from rfm_spark.scoring.ntile import TRIPLES
 from rfm_spark.sqltext import sql_literal
 
 SCHEMA = (
@@ -89,6 +90,23 @@ def test_bucket_starts_are_where_spark_ntile_steps_up(spark: SparkSession) -> No
                 steps[r["total"]].append(r["pos"])
             prev[r["total"]] = r["b"]
         assert {t: bucket_starts(t, n) for t in steps} == steps
+
+
+@pytest.mark.parametrize("ranges", [3, 40])
+def test_range_counts_by_triples_and_by_axis_agree_with_spark(
+    spark: SparkSession, ranges: int
+) -> None:
+    """Few ranges are counted per (R, F, M) range triple, many (40^3 > TRIPLES) per axis: both
+    give Spark's ntile, grouped or not."""
+    rows = [
+        (f"c{i:03d}", i % 23, i % 7, Decimal(i % 13), ("DE", "FR", None)[i % 3]) for i in range(400)
+    ]
+    df = features(spark, rows)
+    for groups in ([], ["country"]):
+        ours, info = score_ntile(df, bins=5, partition_by=groups, ranges=ranges)
+        assert scores_of(ours) == scores_of(spark_ntile(df, 5, groups))
+        used = max(info.ranges.values())
+        assert used**3 > TRIPLES if ranges == 40 else used**3 <= TRIPLES
 
 
 def test_scoring_plan_is_a_narrow_map(spark: SparkSession) -> None:

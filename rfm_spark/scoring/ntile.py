@@ -27,6 +27,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, Window
@@ -52,6 +53,8 @@ SAMPLE_PER_RANGE = 40
 # small ranges keep step 4 cheap: it shuffles only the rows of the ranges it ranks
 ROWS_PER_RANGE = 200_000
 MAX_RANGES = 20_000
+# counting by (R, F, M) range triples while there are at most this many of them
+TRIPLES = 27_000
 
 Group = tuple[str, ...]
 
@@ -120,15 +123,28 @@ def _sample_ranges(
 
 def _range_counts(keyed: DataFrame, axes: list[_Axis], gcols: list[str]) -> dict[str, Any]:
     """Rows per (axis, group, range) from one aggregation (step 3): ``{axis: {group: {range:
-    rows}}}``, a few thousand entries at most."""
-    rids = [F.struct(F.lit(x.axis).alias("axis"), x.rid().alias("rid")) for x in axes]
+    rows}}}``, a few thousand entries at most.
+
+    With few ranges the rows are counted per (group, R range, F range, M range), at most
+    ranges^3 counts per group that the driver adds up per axis: no row is split in three. With
+    many, each row becomes one row per axis first."""
+    counts: dict[str, dict[Group, dict[int, int]]] = {a: {} for a in AXES}
+    if max(len(x.bounds) + 1 for x in axes) ** len(axes) <= TRIPLES:
+        rids = [x.rid().alias(f"_rid_{x.axis}") for x in axes]
+        for row in keyed.groupBy(*gcols, *rids).count().collect():
+            group = tuple(row[c] for c in gcols)
+            for x in axes:
+                per_range = counts[x.axis].setdefault(group, {})
+                rid = row[f"_rid_{x.axis}"]
+                per_range[rid] = per_range.get(rid, 0) + row["count"]
+        return counts
+    structs = [F.struct(F.lit(x.axis).alias("axis"), x.rid().alias("rid")) for x in axes]
     rows = (
-        keyed.select(*gcols, F.explode(F.array(*rids)).alias("_r"))
+        keyed.select(*gcols, F.explode(F.array(*structs)).alias("_r"))
         .groupBy(*gcols, "_r.axis", "_r.rid")
         .count()
         .collect()
     )
-    counts: dict[str, dict[Group, dict[int, int]]] = {a: {} for a in AXES}
     for row in rows:
         group = tuple(row[c] for c in gcols)
         counts[row["axis"]].setdefault(group, {})[row["rid"]] = row["count"]
@@ -165,16 +181,27 @@ def _cut_keys(
     keyed: DataFrame, axes: list[_Axis], gcols: list[str], wanted: list[tuple[str, Group, int, int]]
 ) -> dict[str, list[tuple[Any, ...]]]:
     """The sort keys at the bucket starts, per axis, ascending (step 4): only the ranges that
-    hold a start are ranked, over a narrow projection."""
+    hold a start are ranked, over a narrow projection. A row outside all of them is dropped
+    before its three axes are split into rows of their own."""
     cuts: dict[str, list[tuple[Any, ...]]] = {a: [] for a in AXES}
     if not wanted:
         return cuts
+    text = T.StringType()
+    place = [
+        (sql_literal(a, text), *(sql_literal(v, text) for v in g), str(rid), str(rank))
+        for a, g, rid, rank in wanted
+    ]
+    in_wanted_range = []  # the row's range on some axis holds a bucket start
+    for x in axes:
+        ranges = sorted({p[1:-1] for p in place if p[0] == sql_literal(x.axis, text)})
+        if ranges:
+            in_wanted_range.append(_one_of([*gcols, f"_rid_{x.axis}"], ranges))
     key_type = {x.axis: x.types[-2] for x in axes}
     exploded = F.array(
         *[
             F.struct(
                 F.lit(x.axis).alias("axis"),
-                x.rid().alias("rid"),
+                F.col(f"_rid_{x.axis}").alias("rid"),
                 *[
                     (F.col(f"_key_{b}") if b == x.axis else F.lit(None).cast(key_type[b])).alias(
                         f"_k{b}"
@@ -185,15 +212,17 @@ def _cut_keys(
             for x in axes
         ]
     )
-    text = T.StringType()
-    place = [
-        (sql_literal(a, text), *(sql_literal(v, text) for v in g), str(rid), str(rank))
-        for a, g, rid, rank in wanted
-    ]
     part = ["axis", *gcols, "rid"]
     in_range = Window.partitionBy(*part).orderBy("_kr", "_kf", "_km", ID)
     rows = (
-        keyed.select(*gcols, ID, F.explode(exploded).alias("_x"))
+        keyed.select(
+            *gcols,
+            ID,
+            *(f"_key_{a}" for a in AXES),
+            *(x.rid().alias(f"_rid_{x.axis}") for x in axes),
+        )
+        .filter(reduce(lambda a, b: a | b, in_wanted_range))
+        .select(*gcols, ID, F.explode(exploded).alias("_x"))
         .select(*gcols, ID, "_x.*")
         .filter(_one_of(part, sorted({p[:-1] for p in place})))
         .withColumn("_rank", F.row_number().over(in_range))
