@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -209,13 +210,16 @@ def test_a_lost_activity_table_is_rebuilt_from_the_whole_input(
 
 
 def test_cli_flags_choose_the_mode_and_the_commit_says_which(
-    spark: SparkSession, two_days: Path, capsys: pytest.CaptureFixture[str]
+    spark: SparkSession,
+    two_days: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     flags = ["--snapshot-date", D.isoformat(), "--input", str(two_days / "input")]
     flags += ["--input-format", "csv", "--lookback-days", str(LOOKBACK), "--quiet"]
     warehouse = two_days / "cli"
+    relative = os.path.relpath(warehouse)  # as conf/local.yaml has it (./warehouse)
     for mode in ("--incremental", "--full"):
-        assert main(["segment", mode, *flags, "--warehouse", str(warehouse)]) == 0
+        assert main(["segment", mode, *flags, "--warehouse", relative]) == 0
     history = DeltaTable(str(warehouse / "customer_segments")).history()
     made_by = [json.loads(h["userMetadata"])["made_by"] for h in history[:2]]
     assert made_by == ["full", "incremental"]  # newest first

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pyspark.errors import StreamingQueryException
@@ -28,7 +29,8 @@ class _Outcome:
 
 
 def _location(path: str) -> str:
-    return path if is_uri(path) else "file://" + path
+    """``path`` as a URI Hadoop accepts: a local path made absolute (``./warehouse`` is not)."""
+    return path if is_uri(path) else Path(path).resolve().as_uri()
 
 
 def read_new_rows(
