@@ -27,7 +27,8 @@ def _is_local(path: str) -> bool:
     return "://" not in path or path.startswith("file:")
 
 
-def _load(spark: SparkSession, settings: InputSettings) -> DataFrame:
+def _load(spark: SparkSession, settings: InputSettings, *, raw: bool = False) -> DataFrame:
+    """The input as read (``raw``: Parquet's nanosecond timestamps left as long numbers)."""
     path = settings.path
     if not path:
         raise InputError("no input given; pass --input PATH (or set input.path in the config)")
@@ -40,7 +41,8 @@ def _load(spark: SparkSession, settings: InputSettings) -> DataFrame:
             )
     try:
         if settings.format == "parquet":
-            return nanos_as_timestamps(spark.read.parquet(path))
+            files = spark.read.parquet(path)
+            return files if raw else nanos_as_timestamps(files)
         if settings.format == "delta":
             from rfm_spark.io.store import open_store
 
@@ -149,7 +151,11 @@ def read_input(spark: SparkSession, settings: InputSettings) -> DataFrame:
 
     Fails before any data is processed, naming the missing and the present columns.
     """
-    df = _load(spark, settings)
+    return _checked(_load(spark, settings), settings)
+
+
+def _checked(df: DataFrame, settings: InputSettings) -> DataFrame:
+    """``df`` after checking that the mapped columns exist and have usable types."""
     cols = settings.columns
     wanted = {"customer_id": cols.customer_id, "order_ts": cols.order_ts, "amount": cols.amount}
     if cols.order_id:
@@ -199,14 +205,15 @@ def stream_transactions(
     Raises:
         InputError: A Delta input without the Delta connector (use a full run).
     """
-    batch = read_input(spark, settings)
     path, fmt = str(settings.path), settings.format
+    batch = _load(spark, settings, raw=True)  # one listing and schema read serves both
+    nanos = _nanosecond_columns(batch) if fmt == "parquet" else []
+    _checked(_micros(batch, nanos), settings)
     try:
         # a file delivered late keeps its old modification time: never skip it for its age
         files = spark.readStream.option("maxFileAge", "36500d")
         if fmt == "parquet":
-            raw = spark.read.parquet(path)
-            stream = _micros(files.schema(raw.schema).parquet(path), _nanosecond_columns(raw))
+            stream = _micros(files.schema(batch.schema).parquet(path), nanos)
         elif fmt == "csv":
             stream = _csv_options(files.schema(batch.schema), settings).csv(path)
         elif fmt == "table":
