@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from math import comb
@@ -484,3 +485,24 @@ def test_invalid_arguments(
     with pytest.raises(UsageError, match=message):
         generate(spark, str(tmp_path / "out"), **kwargs)  # type: ignore[arg-type]
     assert not (tmp_path / "out").exists()
+
+
+def test_generate_writes_nothing_when_the_same_data_is_there(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """The same arguments a second time leave the files as they are (an incremental run would
+    take new files of the same rows as copies); --force or other arguments write again."""
+
+    def files() -> dict[str, float]:
+        return {str(p): p.stat().st_mtime_ns for p in (tmp_path / "transactions").glob("*.parquet")}
+
+    args = {"customers": 30, "days": 20, "end_date": dt.date(2026, 3, 1), "seed": 3}
+    first = generate(spark, str(tmp_path), **args)
+    before = files()
+    again = generate(spark, str(tmp_path), **args)
+    assert first.written and not again.written
+    assert again == dataclasses.replace(first, written=False) and files() == before
+    assert generate(spark, str(tmp_path), **args, force=True).written
+    assert files() != before
+    other = generate(spark, str(tmp_path), **{**args, "seed": 4})
+    assert other.written and other.seed == 4

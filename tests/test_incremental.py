@@ -207,6 +207,13 @@ def test_a_lost_activity_table_is_rebuilt_from_the_whole_input(
     assert again.summary == first.summary
     quarantine = DeltaTable(str(two_days / "incremental" / "quarantine")).to_pandas()
     assert list(quarantine["reason"]) == ["null_customer_id", "null_customer_id"]
+    # each run reports the quarantine version that took its batch's bad row
+    assert (
+        first.quarantine_path
+        == again.quarantine_path
+        == str(two_days / "incremental" / "quarantine")
+    )
+    assert (first.quarantine_version, again.quarantine_version) == (0, 1)
 
 
 def test_cli_flags_choose_the_mode_and_the_commit_says_which(
@@ -218,12 +225,16 @@ def test_cli_flags_choose_the_mode_and_the_commit_says_which(
     flags += ["--input-format", "csv", "--lookback-days", str(LOOKBACK), "--quiet"]
     warehouse = two_days / "cli"
     relative = os.path.relpath(warehouse)  # as conf/local.yaml has it (./warehouse)
-    for mode in ("--incremental", "--full"):
+    for mode in ("--incremental", "--rebuild", "--full"):
         assert main(["segment", mode, *flags, "--warehouse", relative]) == 0
     history = DeltaTable(str(warehouse / "customer_segments")).history()
-    made_by = [json.loads(h["userMetadata"])["made_by"] for h in history[:2]]
-    assert made_by == ["full", "incremental"]  # newest first
-    assert (warehouse / "customer_day_activity").is_dir()
+    made_by = [json.loads(h["userMetadata"])["made_by"] for h in history[:3]]
+    assert made_by == ["full", "incremental", "incremental"]  # newest first
+    activity = DeltaTable(str(warehouse / "customer_day_activity"))
+    # the rebuild emptied the table in one commit, then read the whole input again
+    assert activity.version() == 2 and len(activity.to_pandas()) == 2
+    emptied = DeltaTable(str(warehouse / "customer_day_activity"), version=1).to_pandas()
+    assert emptied.empty
     capsys.readouterr()
     with pytest.raises(SystemExit) as refused:
         main(["segment", "--incremental", "--full", *flags])
@@ -266,3 +277,67 @@ def test_kept_copies_count_like_a_full_run(spark: SparkSession, tmp_path: Path) 
     got = snapshot(tmp_path / "incremental", D)
     pd.testing.assert_frame_equal(got, snapshot(tmp_path / "full", D))
     assert got.loc["c1", "frequency"] == 2  # each copy without an order id is an order
+
+
+def test_a_file_rewritten_or_removed_is_refused_until_a_rebuild(
+    spark: SparkSession, two_days: Path
+) -> None:
+    """A file source reads each file once: a file changed in place or removed after it was read
+    would leave the activity holding rows the input no longer has. The run refuses; a rebuild
+    reads the whole input again and equals the full recompute."""
+    cfg = config(two_days, "incremental")
+    run_segment(spark, cfg, D, progress=QUIET)
+    a = two_days / "input" / "a.csv"
+    deliver(two_days / "input", "a.csv", [("c1", "o1", 3, 10, "40.00")])  # same name, new rows
+    os.utime(a, (a.stat().st_atime, a.stat().st_mtime + 60))
+    with pytest.raises(InputError, match=r"a\.csv \(rewritten\).*--rebuild"):
+        run_segment(spark, cfg, D, progress=QUIET)
+    rebuilt = run_segment(spark, cfg, D, progress=QUIET, rebuild=True)
+    assert rebuilt.reconciliation.input_rows == 1
+    run_segment(spark, config(two_days, "full"), D, progress=QUIET)
+    pd.testing.assert_frame_equal(
+        snapshot(two_days / "incremental", D), snapshot(two_days / "full", D)
+    )
+    assert snapshot(two_days / "incremental", D)["monetary"].tolist() == [40]
+
+    deliver(two_days / "input", "b.csv", [("c2", "", 5, 9, "5.25")])
+    run_segment(spark, cfg, D, progress=QUIET)
+    a.unlink()
+    with pytest.raises(InputError, match=r"a\.csv \(removed\)"):
+        run_segment(spark, cfg, D, progress=QUIET)
+    run_segment(spark, cfg, D, progress=QUIET, rebuild=True)
+    assert snapshot(two_days / "incremental", D).index.tolist() == ["c2"]
+
+
+def test_a_rebuild_takes_new_settings(spark: SparkSession, two_days: Path) -> None:
+    run_segment(spark, config(two_days, "incremental"), D, progress=QUIET)
+    keep = config(two_days, "incremental", **{"validation.duplicates": "keep"})
+    with pytest.raises(ConfigError, match="--rebuild"):
+        run_segment(spark, keep, D, progress=QUIET)
+    run_segment(spark, keep, D, progress=QUIET, rebuild=True)
+    again = run_segment(spark, keep, D, progress=QUIET)  # the new settings are recorded
+    assert again.reconciliation.input_rows == 0
+
+
+def test_updated_rows_of_a_delta_input_are_refused_until_a_rebuild(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """A Delta input's appends are read as they come; a commit that changed rows already read
+    stops the run with what to do, and a rebuild reads the table as it is now."""
+    table = str(tmp_path / "input")
+    rows = [
+        ("c1", "o1", dt.datetime(2026, 2, 20, 10), 12.5),
+        ("c2", "o2", dt.datetime(2026, 2, 21), 5.0),
+    ]
+    schema = "customer_id string, order_id string, order_ts timestamp, amount double"
+    spark.createDataFrame(rows, schema).write.format("delta").save(table)
+    cfg = config(tmp_path, "incremental", **{"input.format": "delta"})
+    run_segment(spark, cfg, D, progress=QUIET)
+    spark.sql(f"UPDATE delta.`{table}` SET amount = 30.0 WHERE customer_id = 'c1'")
+    with pytest.raises(InputError, match=r"updated or deleted.*--rebuild"):
+        run_segment(spark, cfg, D, progress=QUIET)
+    run_segment(spark, cfg, D, progress=QUIET, rebuild=True)
+    run_segment(spark, config(tmp_path, "full", **{"input.format": "delta"}), D, progress=QUIET)
+    got = snapshot(tmp_path / "incremental", D)
+    pd.testing.assert_frame_equal(got, snapshot(tmp_path / "full", D))
+    assert got.loc["c1", "monetary"] == 30

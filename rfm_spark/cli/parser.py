@@ -101,7 +101,8 @@ def _add_generate(sub: Any) -> None:
         help="write demo transactions, customers and products with planted personas",
         description=(
             "Generate realistic demo data with Spark: DIR/transactions, DIR/customers and "
-            "DIR/products as Parquet. Deterministic for a seed."
+            "DIR/products as Parquet. Deterministic for a seed; when DIR already holds the data "
+            "of the same arguments, nothing is written (see --force)."
         ),
     )
     gen.add_argument(
@@ -113,6 +114,12 @@ def _add_generate(sub: Any) -> None:
     gen.add_argument("--seed", type=int, help="random seed (default 42)")
     gen.add_argument(
         "--partitions", type=int, help="output files of the transactions (default: by size)"
+    )
+    gen.add_argument(
+        "--force",
+        action="store_true",
+        help="write the data even when the same data is already there (by default nothing is "
+        "written then, so incremental runs do not see the same rows again in new files)",
     )
     _common(gen)
     gen.set_defaults(func=cmd_generate)
@@ -148,6 +155,15 @@ def _add_segment(sub: Any) -> None:
         action="store_const",
         const="full",
         help="recompute the snapshot from the whole window of input (features.mode: full)",
+    )
+    mode.add_argument(
+        "--rebuild",
+        dest="mode",
+        action="store_const",
+        const="rebuild",
+        help="an incremental run that first forgets what was read and reads the whole input "
+        "again into an emptied activity table (after input files were removed or rewritten, "
+        "or the input or its settings changed)",
     )
     _segment_options(seg)
     _common(seg)

@@ -51,7 +51,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     progress = Progress("generate", quiet=args.quiet)
     spark = spark_session(config, args)
     with progress.step(
-        f"generating {demo.customers:,} customers over {demo.days} days into {demo.data_dir}"
+        f"demo data: {demo.customers:,} customers over {demo.days} days in {demo.data_dir}"
     ):
         summary = generate(
             spark,
@@ -61,12 +61,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
             end_date=demo.end_date,
             seed=demo.seed,
             partitions=args.partitions,
+            force=args.force,
         )
-    print(
-        f"wrote {summary.transactions:,} transactions, {summary.customers:,} customers and "
+    what = (
+        f"{summary.transactions:,} transactions, {summary.customers:,} customers and "
         f"{summary.products:,} products ({summary.start_date} to {summary.end_date}, exclusive) "
         f"under {summary.out_dir}"
     )
+    if summary.written:
+        print(f"wrote {what}")
+    else:
+        print(f"nothing written: the same data is already there ({what}); --force writes it again")
     return 0
 
 
@@ -76,10 +81,12 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from rfm_spark.progress import Progress
 
     snapshot = parse_date(args.snapshot_date, "--snapshot-date")
-    config = config_from(args, {**segment_overrides(args), "features.mode": args.mode})
+    rebuild = args.mode == "rebuild"
+    mode = "incremental" if rebuild else args.mode
+    config = config_from(args, {**segment_overrides(args), "features.mode": mode})
     progress = Progress("segment", quiet=args.quiet)
     spark = spark_session(config, args)
-    result = run_segment(spark, config, snapshot, progress=progress)
+    result = run_segment(spark, config, snapshot, progress=progress, rebuild=rebuild)
     print(render.segment_report(result, config.output.idempotency_key))
     return 0
 

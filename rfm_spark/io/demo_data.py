@@ -1,21 +1,28 @@
 """Writing the demo data: the generator's lazy tables (:mod:`rfm_spark.datagen`) as Parquet.
 
 The tables themselves are side-effect free DataFrames, so a benchmark or a test can also use
-them directly without writing anything.
+them directly without writing anything. A manifest (``_generated.json``) next to them records
+the arguments they were written with: asking again for the same data writes nothing, so the
+files an incremental run has read are not replaced by copies with new names.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 
 from pyspark.sql import SparkSession
 
+from rfm_spark import __version__
 from rfm_spark.datagen.arguments import check_args, check_int
 from rfm_spark.datagen.customers import customers_df
 from rfm_spark.datagen.params import DEFAULT_END_DATE
 from rfm_spark.datagen.products import products_df
 from rfm_spark.datagen.transactions import transactions_df
+from rfm_spark.io.files import HadoopFiles
+
+MANIFEST = "_generated.json"
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,7 @@ class GenerateSummary:
         start_date: first day covered (``end_date - days``).
         end_date: every ``order_ts`` is strictly before this date, 00:00 UTC.
         seed: the seed used.
+        written: False when the same data was already there and nothing was written.
     """
 
     out_dir: str
@@ -39,6 +47,7 @@ class GenerateSummary:
     start_date: dt.date
     end_date: dt.date
     seed: int
+    written: bool = True
 
 
 def generate(
@@ -51,11 +60,14 @@ def generate(
     seed: int = 42,
     products: int = 500,
     partitions: int | None = None,
+    force: bool = False,
 ) -> GenerateSummary:
     """Write ``transactions``, ``customers`` and ``products`` as Parquet under ``out_dir``.
 
     Each table is written with Spark's writer in overwrite mode; nothing is collected on the
     driver. The transactions count comes from the written Parquet (a metadata-only count).
+    When ``out_dir`` already holds the data of the same arguments (its manifest says so),
+    nothing is written unless ``force``.
 
     Args:
         spark: the session.
@@ -66,6 +78,7 @@ def generate(
         seed: random seed; the same arguments give the same content.
         products: size of the product catalogue (>= 1).
         partitions: partitions (files) of the transactions; default sized for ~2M rows each.
+        force: write even when the same data is already there.
 
     Returns:
         A :class:`GenerateSummary` with the row counts and the period.
@@ -78,6 +91,22 @@ def generate(
     if partitions is not None:
         check_int("partitions", partitions, 1, "--partitions")
     root = out_dir.rstrip("/")
+    files = HadoopFiles(spark)
+    manifest = f"{root}/{MANIFEST}"
+    wanted = {
+        "customers": customers,
+        "days": days,
+        "end_date": end_date.isoformat(),
+        "seed": seed,
+        "products": products,
+        "partitions": partitions,
+        "rfm_spark_version": __version__,
+    }
+    if not force and files.exists(manifest):
+        earlier = json.loads(files.read(manifest))
+        if earlier.get("arguments") == wanted:
+            return _summary(earlier["written"], written=False)
+    files.delete(manifest)  # gone before the first table changes: a half-written set has none
     transactions = transactions_df(
         spark,
         customers=customers,
@@ -94,13 +123,23 @@ def generate(
     products_df(spark, products=products, seed=seed).write.mode("overwrite").parquet(
         f"{root}/products"
     )
-    n_transactions = spark.read.parquet(f"{root}/transactions").count()
-    return GenerateSummary(
+    summary = GenerateSummary(
         out_dir=out_dir,
         customers=customers,
-        transactions=n_transactions,
+        transactions=spark.read.parquet(f"{root}/transactions").count(),
         products=products,
         start_date=end_date - dt.timedelta(days=days),
         end_date=end_date,
         seed=seed,
     )
+    record = {k: str(v) if isinstance(v, dt.date) else v for k, v in asdict(summary).items()}
+    files.write(manifest, json.dumps({"arguments": wanted, "written": record}, indent=2) + "\n")
+    return summary
+
+
+def _summary(record: dict[str, object], *, written: bool) -> GenerateSummary:
+    """A summary from its manifest record."""
+    values = dict(record, written=written)
+    for key in ("start_date", "end_date"):
+        values[key] = dt.date.fromisoformat(str(values[key]))
+    return GenerateSummary(**values)  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from pyspark.sql import SparkSession
 from rfm_spark import __version__
 from rfm_spark.clustering.model import ClusterModel, TrainResult, json_float
 from rfm_spark.errors import ModelError
+from rfm_spark.io.files import HadoopFiles
 from rfm_spark.paths import join
 
 __all__ = ["MODELS_DIR", "load_model", "save_model"]
@@ -27,58 +28,16 @@ __all__ = ["MODELS_DIR", "load_model", "save_model"]
 MODELS_DIR = "models/rfm_clusters"
 
 
-class _Files:
-    """Small text files through Hadoop's FileSystem (local paths and any Hadoop URI)."""
-
-    def __init__(self, spark: SparkSession) -> None:
-        self.spark = spark
-        self.jvm: Any = spark.sparkContext._jvm
-        self.conf: Any = spark.sparkContext._jsc.hadoopConfiguration()
-
-    def _fs(self, path: str) -> tuple[Any, Any]:
-        p = self.jvm.org.apache.hadoop.fs.Path(path)
-        fs = p.getFileSystem(self.conf)
-        if self.jvm.org.apache.hadoop.fs.LocalFileSystem._java_lang_class.isInstance(fs):
-            fs = fs.getRawFileSystem()  # no .crc side files next to ours
-        return fs, p
-
-    def exists(self, path: str) -> bool:
-        fs, p = self._fs(path)
-        return bool(fs.exists(p))
-
-    def read(self, path: str) -> str:
-        fs, p = self._fs(path)
-        stream = fs.open(p)
-        try:
-            return str(self.jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
-        finally:
-            stream.close()
-
-    def write(self, path: str, text: str) -> None:
-        """Write ``text``, replacing the file as one rename where the filesystem allows it."""
-        fs, p = self._fs(path)
-        tmp = self.jvm.org.apache.hadoop.fs.Path(path + ".tmp")
-        out = fs.create(tmp, True)
-        try:
-            out.write(bytearray(text.encode("utf-8")))
-        finally:
-            out.close()
-        if not fs.rename(tmp, p):
-            fs.delete(p, False)
-            if not fs.rename(tmp, p):
-                raise ModelError(f"could not write {path}")
+class _Files(HadoopFiles):
+    """The model files, and the versions saved under a root."""
 
     def versions(self, root: str) -> list[int]:
         """The model versions under ``root``: its folders ``v1``, ``v2``, ... in order."""
-        fs, p = self._fs(root)
-        if not fs.exists(p):
-            return []
-        out = []
-        for status in fs.listStatus(p):
-            name = str(status.getPath().getName())
-            if status.isDirectory() and name.startswith("v") and name[1:].isdigit():
-                out.append(int(name[1:]))
-        return sorted(out)
+        return sorted(
+            int(name[1:])
+            for name, folder in self.children(root)
+            if folder and name.startswith("v") and name[1:].isdigit()
+        )
 
 
 def _root(warehouse: str) -> str:

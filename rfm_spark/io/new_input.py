@@ -12,25 +12,22 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 
-from rfm_spark.errors import DataError, java_error_line
-from rfm_spark.paths import is_uri
+from rfm_spark.errors import DataError, InputError, java_error_line
+from rfm_spark.io.files import HadoopFiles, location
+
+# the Delta source's errors for a commit that changed or removed rows it had read
+_CHANGED_ROWS = ("DELTA_SOURCE_TABLE_IGNORE_CHANGES", "DELTA_SOURCE_IGNORE_DELETE")
 
 
 @dataclass
 class _Outcome:
     batches: list[int] = field(default_factory=list)
     error: BaseException | None = None
-
-
-def _location(path: str) -> str:
-    """``path`` as a URI Hadoop accepts: a local path made absolute (``./warehouse`` is not)."""
-    return path if is_uri(path) else Path(path).resolve().as_uri()
 
 
 def read_new_rows(
@@ -63,7 +60,7 @@ def read_new_rows(
 
     query = (
         stream.writeStream.foreachBatch(each)
-        .option("checkpointLocation", _location(checkpoint))
+        .option("checkpointLocation", location(checkpoint))
         .trigger(availableNow=True)
         .start()
     )
@@ -72,41 +69,72 @@ def read_new_rows(
     except StreamingQueryException as exc:
         if outcome.error is not None:
             raise outcome.error from None
+        first = java_error_line(exc) or str(exc)
+        if any(code in str(exc) for code in _CHANGED_ROWS):
+            raise InputError(
+                "the input table has rows updated or deleted since they were read (a commit "
+                "other than an append); incremental runs take appended rows only. Run with "
+                "--rebuild to read the whole input again, or with --full for this snapshot"
+            ) from None
         raise DataError(
-            f"reading the new input failed: {java_error_line(exc) or exc}. Nothing of the "
-            "failed batch was kept; fix the input and run again"
+            f"reading the new input failed: {first}. Nothing of the failed batch was kept; fix "
+            "the input and run again"
         ) from exc
     return outcome.batches
 
 
-def _hadoop_path(spark: SparkSession, path: str) -> tuple[Any, Any]:
-    jvm: Any = spark.sparkContext._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(_location(path))
-    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
-
-
 def checkpoint_exists(spark: SparkSession, checkpoint: str) -> bool:
     """Whether a query has recorded what it read in ``checkpoint`` (any file system)."""
-    fs, hpath = _hadoop_path(spark, checkpoint)
-    return bool(fs.exists(hpath))
+    return HadoopFiles(spark).exists(checkpoint)
 
 
 def remove_checkpoint(spark: SparkSession, checkpoint: str) -> None:
     """Forget what was read: the next query reads the whole input again."""
-    fs, hpath = _hadoop_path(spark, checkpoint)
-    fs.delete(hpath, True)
+    HadoopFiles(spark).delete(checkpoint)
 
 
 def query_id(spark: SparkSession, checkpoint: str) -> str:
     """The id of the query that owns ``checkpoint`` (Spark writes it when the query first
     starts): a new checkpoint is a new id, so writes keyed on it never collide with those of
     an earlier checkpoint at the same place."""
-    fs, hpath = _hadoop_path(spark, checkpoint.rstrip("/") + "/metadata")
-    jvm: Any = spark.sparkContext._jvm
-    stream = fs.open(hpath)
-    try:
-        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
-        text = reader.readLine()
-    finally:
-        stream.close()
-    return str(json.loads(text)["id"])
+    metadata = HadoopFiles(spark).read(checkpoint.rstrip("/") + "/metadata")
+    return str(json.loads(metadata.splitlines()[0])["id"])
+
+
+def _key(uri: str) -> str:
+    """A file's location as one string whatever the spelling (``file:/a`` = ``file:///a``,
+    escaped or not)."""
+    parts = urlsplit(uri)
+    return f"{parts.scheme or 'file'}://{parts.netloc}{unquote(parts.path)}"
+
+
+def files_read(spark: SparkSession, checkpoint: str) -> dict[str, int]:
+    """The files a file-source query has read (location -> modification time in ms).
+
+    Spark's file source logs them under ``sources/0`` of the checkpoint: one file per batch
+    and, every few batches, a ``.compact`` file with all entries so far; each holds a version
+    line, then one JSON entry per file. Empty when the query read no files (a Delta source).
+    """
+    files = HadoopFiles(spark)
+    log = checkpoint.rstrip("/") + "/sources/0"
+    seen: dict[str, int] = {}
+    for name, folder in files.children(log):
+        if folder or name.startswith(".") or name.endswith(".tmp"):
+            continue
+        for line in files.lines(f"{log}/{name}"):
+            if line.startswith("{"):
+                entry = json.loads(line)
+                seen[_key(entry["path"])] = int(entry["timestamp"])
+    return seen
+
+
+def files_gone(spark: SparkSession, checkpoint: str, folder: str) -> tuple[list[str], list[str]]:
+    """The files read before that are no longer there, and those rewritten since (a new
+    modification time): the rows taken from them may no longer be the input's."""
+    before = files_read(spark, checkpoint)
+    if not before:
+        return [], []
+    now = {_key(p): t for p, t in HadoopFiles(spark).data_files(folder).items()}
+    removed = sorted(p for p in before if p not in now)
+    rewritten = sorted(p for p, t in before.items() if p in now and now[p] != t)
+    return removed, rewritten

@@ -32,12 +32,13 @@ from rfm_spark.activity import (
     unseen_rows,
 )
 from rfm_spark.config import Config
-from rfm_spark.errors import ConfigError
+from rfm_spark.errors import ConfigError, InputError
 from rfm_spark.features import rfm_features
 from rfm_spark.io.commits import Txn
 from rfm_spark.io.inputs import stream_transactions
 from rfm_spark.io.new_input import (
     checkpoint_exists,
+    files_gone,
     query_id,
     read_new_rows,
     remove_checkpoint,
@@ -86,16 +87,34 @@ def _activity(run: Run) -> _Activity:
     return _Activity(config.table_path(name), join(config.warehouse, "_checkpoints", name))
 
 
-def ingest(run: Run, window: Window) -> Reconciliation:
+@dataclass(frozen=True)
+class Intake:
+    """What reading the new input did: where its rows went, and the quarantine version that
+    holds its bad rows (None when it had none)."""
+
+    recon: Reconciliation
+    quarantine_version: int | None
+
+
+def ingest(run: Run, window: Window, *, rebuild: bool = False) -> Intake:
     """Read the input rows not read before into the activity table.
 
+    Args:
+        run: The run.
+        window: The snapshot being made (the reconciliation places rows relative to it).
+        rebuild: Forget what was read and read the whole input again into an emptied table.
+
     Returns:
-        Where this run's new rows went, relative to ``window`` (all zero when nothing arrived).
+        Where this run's new rows went, relative to ``window`` (all zero when nothing arrived),
+        and the last quarantine version its batches wrote.
     """
     where = _activity(run)
-    _check_state(run, where)
+    if rebuild:
+        _start_over(run, where)
+    else:
+        _check_state(run, where)
     stream = stream_transactions(run.spark, run.config.input, now=window.now)
-    parts: list[Reconciliation] = []
+    parts: list[tuple[Reconciliation, int | None]] = []
     app: list[str] = []
 
     def handle(batch: DataFrame, batch_id: int) -> None:
@@ -106,10 +125,11 @@ def ingest(run: Run, window: Window) -> Reconciliation:
     with run.progress.step(f"reading the new input rows into {where.table}"):
         batches = read_new_rows(stream, where.checkpoint, handle)
     recon = Reconciliation(0, 0, 0, 0, {})
-    for part in parts:
+    for part, _ in parts:
         recon = recon + part
     run.progress.info(f"{len(batches)} new batch(es) of input; {recon.line()}")
-    return recon
+    versions = [v for _, v in parts if v is not None]
+    return Intake(recon, max(versions) if versions else None)
 
 
 def _check_state(run: Run, where: _Activity) -> None:
@@ -126,8 +146,8 @@ def _check_state(run: Run, where: _Activity) -> None:
     elif has_table and not has_record:
         raise ConfigError(
             f"{where.table} exists but {where.checkpoint}, the record of which input rows it "
-            "holds, is missing; remove the table to rebuild it from the whole input, or run "
-            "with --full"
+            "holds, is missing; run with --rebuild to read the whole input into it again, or "
+            "with --full for this snapshot"
         )
     elif has_table:
         source = str(run.config.input.path)
@@ -137,20 +157,66 @@ def _check_state(run: Run, where: _Activity) -> None:
         if latest.get(INPUT_KEY, source) != source:
             raise ConfigError(
                 f"{where.table} was read from the input {latest[INPUT_KEY]!r}, not {source!r}; run "
-                "with --full, or set output.activity_table to another name for this input"
+                "with --rebuild to read this input into it instead, with --full for this "
+                "snapshot, or set output.activity_table to another name for this input"
             )
         if latest.get(RULES_KEY, _rules(run.config)) != _rules(run.config):
             raise ConfigError(
                 f"{where.table} was built with other input, time zone or duplicate settings "
-                "than this run's; run with --full, or remove the table (and its checkpoint "
-                f"{where.checkpoint}) to rebuild it with these settings"
+                "than this run's; run with --rebuild to read the whole input again with these "
+                "settings, or with --full for this snapshot"
             )
+        _check_files(run, where)
+
+
+def _check_files(run: Run, where: _Activity) -> None:
+    """The files read before are still there, unchanged: a file source reads each file once, so
+    a file removed or rewritten in place would leave rows in the activity the input no longer
+    has (and never read the new content).
+
+    Raises:
+        InputError: Files read before were removed or rewritten.
+    """
+    if run.config.input.format not in ("parquet", "csv"):
+        return
+    removed, rewritten = files_gone(run.spark, where.checkpoint, str(run.config.input.path))
+    if removed or rewritten:
+        names = [*(f"{p} (removed)" for p in removed), *(f"{p} (rewritten)" for p in rewritten)]
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        raise InputError(
+            f"{len(names)} input file(s) read into {where.table} were removed or rewritten since: "
+            f"{', '.join(names[:3])}{more}. The table may hold rows the input no longer has; run "
+            "with --rebuild to read the whole input again, or with --full for this snapshot "
+            "(new input should arrive as new files)"
+        )
+
+
+def _start_over(run: Run, where: _Activity) -> None:
+    """Forget what was read, then empty the activity table in one commit (its history keeps
+    the old content); the query that follows reads the whole input. In this order, a crash in
+    between leaves a table without its record, which the next run refuses to add to."""
+    remove_checkpoint(run.spark, where.checkpoint)
+    if not run.store.exists(where.table):
+        return
+    days = _days(run.store.read(where.table))
+    with run.progress.step(f"emptying {len(days)} day(s) of {where.table} to read it all again"):
+        run.store.write_partitions(
+            run.spark.createDataFrame([], ACTIVITY_SCHEMA),
+            where.table,
+            partition_column=ACTIVITY_PARTITION,
+            partition_values=days,
+            metadata=_metadata(run, Reconciliation(0, 0, 0, 0, {})),
+        )
 
 
 def _add_batch(
     run: Run, batch: DataFrame, txn: Txn, where: _Activity, window: Window
-) -> Reconciliation:
-    """Quarantine a micro-batch's bad rows and copies, then add the rest to the activity."""
+) -> tuple[Reconciliation, int | None]:
+    """Quarantine a micro-batch's bad rows and copies, then add the rest to the activity.
+
+    Returns:
+        Where the batch's rows went, and the quarantine version that took its bad rows.
+    """
     cached: list[DataFrame] = []
 
     def keep(df: DataFrame) -> DataFrame:
@@ -161,12 +227,13 @@ def _add_batch(
         validated = keep(batch)
         rows = fingerprinted(validated.filter(F.col("reject_reason").isNull()))
         with run.progress.step(f"batch {txn.version}: validating the new rows"):
-            days = sorted(r[0] for r in rows.select(ACTIVITY_PARTITION).distinct().collect())
+            days = _days(rows)
         quarantine = run.config.table_path(run.config.output.quarantine_table)
         done = _committed(run, where.table if days else quarantine, txn)
         if done is not None:  # a replay of a batch an earlier run committed: nothing again
             run.progress.info(f"batch {txn.version} was committed by an earlier run")
-            return done
+            quarantined = run.store.txn_version(quarantine, txn) if done.quarantined else None
+            return done, quarantined
         existing = _existing(run, where.table, days)
         dedupe = run.config.validation.duplicates == "quarantine"
         taken = keep(unseen_rows(rows, existing, dedupe=dedupe))
@@ -174,11 +241,12 @@ def _add_batch(
             f"batch {txn.version}: comparing with {len(days)} day(s) of activity"
         ):
             recon = _counts(validated, taken, window)
+        version = None
         if recon.quarantined_rows:
             bad = validated.filter(F.col("reject_reason").isNotNull()).select(
                 F.col("reject_reason").alias("reason"), ROW
             )
-            add_to_quarantine(
+            version = add_to_quarantine(
                 run, bad.unionByName(duplicates(taken)), recon, window.snapshot, window.now, txn
             )
         # copies of rows already read are expected (a file delivered twice): they are
@@ -194,7 +262,7 @@ def _add_batch(
                 f"batch {txn.version}: rewriting {len(days)} day(s) of activity"
             ):
                 _write_days(run, merged, where, days, recon, txn)
-        return recon
+        return recon, version
     finally:
         for df in reversed(cached):
             df.unpersist()
@@ -214,16 +282,26 @@ def _write_days(
         where.table,
         partition_column=ACTIVITY_PARTITION,
         partition_values=days,
-        metadata={
-            "run_id": run.run_id,
-            INPUT_KEY: str(run.config.input.path),
-            RULES_KEY: _rules(run.config),
-            "reconciliation": json.dumps(recon.as_dict(), sort_keys=True),
-            "rfm_spark_version": __version__,
-        },
+        metadata=_metadata(run, recon),
         table_properties=run.config.history.table_properties(),
         txn=txn,
     )
+
+
+def _metadata(run: Run, recon: Reconciliation) -> dict[str, str]:
+    """What an activity commit records: the input and rules it was read with, the rows."""
+    return {
+        "run_id": run.run_id,
+        INPUT_KEY: str(run.config.input.path),
+        RULES_KEY: _rules(run.config),
+        "reconciliation": json.dumps(recon.as_dict(), sort_keys=True),
+        "rfm_spark_version": __version__,
+    }
+
+
+def _days(rows: DataFrame) -> list[dt.date]:
+    """The days ``rows`` hold, in order."""
+    return sorted(r[0] for r in rows.select(ACTIVITY_PARTITION).distinct().collect())
 
 
 def _committed(run: Run, path: str, txn: Txn) -> Reconciliation | None:

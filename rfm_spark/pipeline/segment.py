@@ -65,6 +65,7 @@ def run_segment(
     *,
     progress: Progress | None = None,
     run_id: str | None = None,
+    rebuild: bool = False,
 ) -> SegmentResult:
     """Segment all customers as of ``snapshot_date`` and commit the snapshot's partition.
 
@@ -76,6 +77,7 @@ def run_segment(
         snapshot_date: The snapshot: features cover the lookback window before this day.
         progress: Where the progress lines go (a new ``segment`` one when None).
         run_id: The run's id (a new one when None).
+        rebuild: Incremental runs: read the whole input again into an emptied activity table.
 
     Returns:
         The committed version with its reconciliation, scoring and segment summary.
@@ -94,7 +96,7 @@ def run_segment(
     start = snapshot_date - dt.timedelta(days=config.features.lookback_days)
     snap = _Snapshot(date=snapshot_date, start=start, now=dt.datetime.now(dt.timezone.utc))
     if config.features.mode == "incremental":
-        committed = _incremental(run, snap, model, txn)
+        committed = _incremental(run, snap, model, txn, rebuild=rebuild)
     else:
         committed = _score_and_commit(run, snap, model, txn)
     with run.progress.step("summarising the committed snapshot"):
@@ -147,11 +149,13 @@ def _score_and_commit(
 
 
 def _incremental(
-    run: Run, snap: _Snapshot, model: ClusterModel | None, txn: Txn | None
+    run: Run, snap: _Snapshot, model: ClusterModel | None, txn: Txn | None, *, rebuild: bool
 ) -> _Committed:
     """Read the new input rows into the activity table, then score, segment and commit the
     snapshot from the activity of its window."""
-    recon = ingest(run, Window(snapshot=snap.date, start=snap.start, now=snap.now))
+    window = Window(snapshot=snap.date, start=snap.start, now=snap.now)
+    intake = ingest(run, window, rebuild=rebuild)
+    recon = intake.recon
     features = activity_features(run, snap.date)
     try:
         with run.progress.step("computing features from the activity of the window"):
@@ -163,7 +167,11 @@ def _incremental(
         )
     finally:
         features.unpersist()
-    return _Committed(version=version, info=info, recon=recon, quarantine=(None, None))
+    quarantine = run.config.table_path(run.config.output.quarantine_table)
+    where = (
+        (quarantine, intake.quarantine_version) if intake.quarantine_version is not None else None
+    )
+    return _Committed(version=version, info=info, recon=recon, quarantine=where or (None, None))
 
 
 def _count(
