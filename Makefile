@@ -8,9 +8,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= conf/local.yaml
 SNAPSHOT ?= 2026-11-23
+EARLIER ?= 2026-11-09
+REPORT ?= reports/report-$(SNAPSHOT).html
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-fast lint format typecheck package bench clean
+.PHONY: help install chromium run test test-fast lint format typecheck package bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -22,12 +24,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-install: $(STAMP) ## Build .venv with the package and its dev tools, fetch the Delta (and s3a) jars
+install: $(STAMP) ## Build .venv with the package and its dev tools, fetch the Delta (and s3a) jars, Chromium for the report test
 	@$(BIN)/python -m rfm_spark.jars fetch
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || $(MAKE) --no-print-directory chromium
 
-run: install ## Generate demo data and segment it end to end in Spark local mode
+# the report test draws the report in a real headless browser: Debian's Chromium
+chromium:
+	@echo "installing chromium (Debian package) for the report test"
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	  $$SUDO apt-get update -q >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null || \
+	  { echo "could not install chromium: install it (apt-get install chromium) for tests/test_report.py"; exit 1; }
+
+run: install ## Generate demo data, segment two snapshots in Spark local mode, write the HTML report
 	$(BIN)/rfm-spark generate --config $(CONFIG)
+	$(BIN)/rfm-spark segment --config $(CONFIG) --snapshot-date $(EARLIER) --quiet
 	$(BIN)/rfm-spark segment --config $(CONFIG) --snapshot-date $(SNAPSHOT)
+	$(BIN)/rfm-spark report --config $(CONFIG) --snapshot-date $(SNAPSHOT) --out $(REPORT)
+	@echo "open $(REPORT) in a browser"
 
 test: install ## Run the whole test suite (slow end-to-end tests included)
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -59,4 +73,4 @@ bench: install ## Benchmarks, then every target with its ratio and status (about
 	$(BIN)/python benchmarks/targets.py
 
 clean: ## Remove the venv, build output, demo data and the local warehouse
-	rm -rf $(VENV) .jars dist build *.egg-info data warehouse spark-warehouse metastore_db derby.log .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .jars dist build *.egg-info data warehouse reports spark-warehouse metastore_db derby.log .pytest_cache .mypy_cache .ruff_cache

@@ -28,6 +28,7 @@ def test_help_lists_commands_and_contract(capsys: pytest.CaptureFixture[str]) ->
         "history",
         "export",
         "transitions",
+        "report",
         "train",
         "vacuum",
         "optimize",

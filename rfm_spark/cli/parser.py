@@ -12,7 +12,7 @@ from typing import Any
 
 from rfm_spark import __version__
 from rfm_spark.cli.maintenance import cmd_optimize, cmd_vacuum
-from rfm_spark.cli.reads import cmd_export, cmd_history, cmd_transitions
+from rfm_spark.cli.reads import cmd_export, cmd_history, cmd_report, cmd_transitions
 from rfm_spark.cli.runs import cmd_backfill, cmd_generate, cmd_segment
 from rfm_spark.cli.training import cmd_train
 
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_history,
         _add_export,
         _add_transitions,
+        _add_report,
         _add_train,
         _add_vacuum,
         _add_optimize,
@@ -236,6 +237,32 @@ def _add_history(sub: Any) -> None:
     hist.add_argument("--json", action="store_true", help="full metadata as JSON lines")
     _common(hist)
     hist.set_defaults(func=cmd_history)
+
+
+def _add_report(sub: Any) -> None:
+    """``report``: one self-contained HTML page about a snapshot."""
+    rep = _command(
+        sub,
+        "report",
+        help="write an HTML report of a snapshot: charts, movements, outliers, data quality",
+        description=(
+            "Write one self-contained HTML file (charts embedded, no network needed to view it) "
+            "about the snapshot of --snapshot-date: headline figures against the previous "
+            "snapshot, segment sizes and revenue, the R x F grid, distributions, movements "
+            "since --days earlier, cluster profiles, outliers and data quality."
+        ),
+    )
+    rep.add_argument("--snapshot-date", required=True, metavar="D", help="snapshot to report on")
+    rep.add_argument("--out", metavar="FILE", help="the HTML file (default report-D.html)")
+    rep.add_argument(
+        "--days", type=int, metavar="N", help="movements since N days earlier (default 14)"
+    )
+    rep.add_argument(
+        "--outliers", type=int, default=20, metavar="N", help="outliers listed by id (default 20)"
+    )
+    _table_option(rep)
+    _common(rep)
+    rep.set_defaults(func=cmd_report)
 
 
 def _add_export(sub: Any) -> None:

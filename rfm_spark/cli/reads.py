@@ -1,4 +1,4 @@
-"""The commands that read the table's history: ``history``, ``export``, ``transitions``.
+"""The commands that read the table: ``history``, ``export``, ``transitions``, ``report``.
 
 They share the time-travel flags (``--as-of-version`` / ``--as-of-timestamp``), parsed here
 once so every reader accepts the same timestamps.
@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from rfm_spark.cli import render
-from rfm_spark.cli.runtime import config_from, table_store
+from rfm_spark.cli.runtime import config_from, spark_session, table_store
 from rfm_spark.config import parse_date
 from rfm_spark.errors import UsageError
 
@@ -134,3 +134,22 @@ def _print_movers(args: argparse.Namespace, pairs: Any, title: str) -> Any:
         for line in render.movers_lines(movers.limit(render.MOVERS_SHOWN).collect(), n):
             print(line)
     return movers
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the HTML report of one snapshot and print where; exit code 0."""
+    from rfm_spark.pipeline.report import run_report
+    from rfm_spark.progress import Progress
+
+    snapshot = parse_date(args.snapshot_date, "--snapshot-date")
+    if args.outliers < 0 or (args.days is not None and args.days < 1):
+        raise UsageError("--outliers must be 0 or more and --days at least 1")
+    config = config_from(args, {"output.table": args.table})
+    progress = Progress("report", quiet=args.quiet)
+    spark = spark_session(config, args)
+    out = args.out or f"report-{snapshot}.html"
+    result = run_report(
+        spark, config, snapshot, out, days=args.days, outliers=args.outliers, progress=progress
+    )
+    print(f"wrote {result.path} ({result.bytes / 1024:,.0f} KiB, {result.customers:,} customers)")
+    return 0
