@@ -26,15 +26,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Build .venv with the package and its dev tools, fetch the Delta (and s3a) jars, Chromium for the report test
 	@$(BIN)/python -m rfm_spark.jars fetch
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || $(MAKE) --no-print-directory chromium
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  $(MAKE) --no-print-directory chromium || \
+	  echo "warning: no chromium; make run works without it, the report test fails until it is installed"
 
 # the report test draws the report in a real headless browser: Debian's Chromium
 chromium:
 	@echo "installing chromium (Debian package) for the report test"
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
 	  $$SUDO apt-get update -q >/dev/null && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null || \
-	  { echo "could not install chromium: install it (apt-get install chromium) for tests/test_report.py"; exit 1; }
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
 
 run: install ## Generate demo data, segment two snapshots in Spark local mode, write the HTML report
 	$(BIN)/rfm-spark generate --config $(CONFIG)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+import shutil
 from math import comb
 from pathlib import Path
 
@@ -506,3 +507,7 @@ def test_generate_writes_nothing_when_the_same_data_is_there(
     assert files() != before
     other = generate(spark, str(tmp_path), **{**args, "seed": 4})
     assert other.written and other.seed == 4
+    shutil.rmtree(tmp_path / "products")  # a table gone: written again
+    assert generate(spark, str(tmp_path), **{**args, "seed": 4}).written
+    (tmp_path / "_generated.json").write_text("{not json")  # an unreadable manifest: the same
+    assert generate(spark, str(tmp_path), **{**args, "seed": 4}).written

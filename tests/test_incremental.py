@@ -341,3 +341,16 @@ def test_updated_rows_of_a_delta_input_are_refused_until_a_rebuild(
     got = snapshot(tmp_path / "incremental", D)
     pd.testing.assert_frame_equal(got, snapshot(tmp_path / "full", D))
     assert got.loc["c1", "monetary"] == 30
+
+
+def test_an_input_folder_with_a_space_in_its_name(spark: SparkSession, tmp_path: Path) -> None:
+    """The files read are matched with the folder's listing whatever characters its path holds:
+    a second run with one more file reads just that file and refuses nothing."""
+    root = tmp_path / "shop exports"
+    deliver(root / "input", "a b.csv", [("c1", "o1", 3, 10, "12.50")])
+    cfg = config(root, "incremental")
+    run_segment(spark, cfg, D, progress=QUIET)
+    deliver(root / "input", "c.csv", [("c2", "o2", 2, 9, "5.25")])
+    again = run_segment(spark, cfg, D, progress=QUIET)
+    assert again.reconciliation.input_rows == 1
+    assert snapshot(root / "incremental", D).index.tolist() == ["c1", "c2"]

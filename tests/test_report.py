@@ -17,6 +17,9 @@ from pathlib import Path
 import html5lib
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 from PIL import Image
@@ -39,13 +42,30 @@ SECTIONS = [
 ]
 
 
+def with_bad_rows(demo: Path, out: Path) -> Path:
+    """The demo transactions plus a file of three rows (in the window) without a customer id."""
+    shutil.copytree(demo / "transactions", out)
+    first = pq.read_table(sorted(out.glob("*.parquet"))[0])
+    recent = pc.greater_equal(
+        first["order_ts"], pa.scalar(dt.datetime(2026, 10, 1), first["order_ts"].type)
+    )
+    rows = first.filter(recent).slice(0, 3)
+    column = rows.schema.get_field_index("customer_id")
+    rows = rows.set_column(column, "customer_id", pa.nulls(3, rows.schema.field(column).type))
+    pq.write_table(rows, out / "part-bad.parquet")
+    return out
+
+
 @pytest.fixture(scope="module")
 def report(spark: SparkSession, demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two snapshots 14 days apart (the later one with k-means clusters), then the report."""
+    """Two snapshots 14 days apart (the later one with k-means clusters and with three bad
+    input rows), then the report."""
     warehouse = tmp_path_factory.mktemp("report")
     common = ["--warehouse", str(warehouse), "--quiet"]
+    bad = with_bad_rows(demo, warehouse.parent / f"{warehouse.name}-input")
     for day in (EARLIER, D):
-        flags = ["--snapshot-date", day.isoformat(), "--input", str(demo / "transactions")]
+        source = demo / "transactions" if day == EARLIER else bad
+        flags = ["--snapshot-date", day.isoformat(), "--input", str(source)]
         assert main(["segment", *flags, *common]) == 0
         if day == EARLIER:
             assert main(["train", "--snapshot-date", day.isoformat(), "--k", "4", *common]) == 0
@@ -169,19 +189,14 @@ def test_data_quality_equals_the_commit_and_the_quarantine(
     }
     assert rows["input rows read"] == recon["input_rows"]
     assert rows["quarantined"] == sum(recon["quarantined"].values())
-    quarantine = report.parent / "quarantine"
-    expected = (
-        DeltaTable(str(quarantine))
-        .to_pandas()
-        .query(f"snapshot_date == '{D}'")["reason"]
-        .value_counts()
-        if quarantine.exists()
-        else pd.Series(dtype=int)
-    )
+    quarantined = DeltaTable(str(report.parent / "quarantine")).to_pandas()
+    in_snapshot = quarantined["snapshot_date"].astype(str) == D.isoformat()
+    expected = quarantined[in_snapshot]["reason"].value_counts()
     shown = {
         text(r.findall("h:td", NS)[0]): number(text(r.findall("h:td", NS)[1]))
         for r in quality.findall(".//h:table[@id='quarantine']/h:tbody/h:tr", NS)  # type: ignore[attr-defined]
     }
+    assert expected.to_dict() == {"null_customer_id": 3}  # the planted rows, independently
     assert {k: v for k, v in shown.items() if k != "none"} == expected.to_dict()
     clusters = section(page, "clusters").findall(".//h:tbody/h:tr", NS)  # type: ignore[attr-defined]
     now = table[table["snapshot_date"] == D.isoformat()]
@@ -208,3 +223,27 @@ def test_chromium_draws_the_report_without_console_messages(report: Path, tmp_pa
     picture = Image.open(shot).convert("L")
     assert picture.size == (1280, 900)
     assert len(set(picture.getdata())) > 20  # drawn, not a blank page
+
+
+def test_a_first_snapshot_of_a_two_axis_scheme(
+    spark: SparkSession, demo: Path, tmp_path: Path
+) -> None:
+    """No earlier snapshot and the rf10 scheme (no M axis): the page still has every section,
+    says there is nothing to compare with, and its table equals pandas."""
+    common = ["--warehouse", str(tmp_path), "--quiet"]
+    flags = ["--snapshot-date", D.isoformat(), "--input", str(demo / "transactions")]
+    assert main(["segment", *flags, "--scheme", "rf10", *common]) == 0
+    out = tmp_path / "r.html"
+    assert main(["report", "--snapshot-date", D.isoformat(), "--out", str(out), *common]) == 0
+    page = html5lib.HTMLParser(strict=True).parse(out.read_text())
+    for name in SECTIONS:
+        section(page, name)
+    assert "No snapshot 14 or more days before" in text(section(page, "transitions"))
+    assert "No earlier snapshot" in text(section(page, "headline"))
+    df = DeltaTable(str(tmp_path / "customer_segments")).to_pandas()
+    expected = df.groupby("segment").size()
+    rows = section(page, "segments").findall(".//h:tbody/h:tr", NS)  # type: ignore[attr-defined]
+    shown = {r.get("data-segment"): number(text(r.findall("h:td", NS)[1])) for r in rows}
+    assert shown == expected.to_dict()
+    cuts = text(section(page, "data-quality").find(".//h:table[@id='cut-points']", NS))  # type: ignore[attr-defined]
+    assert "R: recency" in cuts and "F: frequency" in cuts

@@ -255,7 +255,10 @@ def _add_report(sub: Any) -> None:
     rep.add_argument("--snapshot-date", required=True, metavar="D", help="snapshot to report on")
     rep.add_argument("--out", metavar="FILE", help="the HTML file (default report-D.html)")
     rep.add_argument(
-        "--days", type=int, metavar="N", help="movements since N days earlier (default 14)"
+        "--days",
+        type=int,
+        metavar="N",
+        help="movements since N days earlier (default: history.transition_days, 14)",
     )
     rep.add_argument(
         "--outliers", type=int, default=20, metavar="N", help="outliers listed by id (default 20)"

@@ -92,7 +92,6 @@ def generate(
         check_int("partitions", partitions, 1, "--partitions")
     root = out_dir.rstrip("/")
     files = HadoopFiles(spark)
-    manifest = f"{root}/{MANIFEST}"
     wanted = {
         "customers": customers,
         "days": days,
@@ -102,12 +101,11 @@ def generate(
         "partitions": partitions,
         "rfm_spark_version": __version__,
     }
-    if not force and files.exists(manifest):
-        earlier = json.loads(files.read(manifest))
-        if earlier.get("arguments") == wanted:
-            return _summary(earlier["written"], written=False)
-    files.delete(manifest)  # gone before the first table changes: a half-written set has none
-    transactions = transactions_df(
+    there = None if force else _already_there(files, root, wanted)
+    if there is not None:
+        return there
+    files.delete(f"{root}/{MANIFEST}")  # gone before a table changes: a half-written set has none
+    transactions_df(
         spark,
         customers=customers,
         days=days,
@@ -115,8 +113,7 @@ def generate(
         seed=seed,
         products=products,
         partitions=partitions,
-    )
-    transactions.write.mode("overwrite").parquet(f"{root}/transactions")
+    ).write.mode("overwrite").parquet(f"{root}/transactions")
     customers_df(spark, customers=customers, days=days, end_date=end_date, seed=seed).write.mode(
         "overwrite"
     ).parquet(f"{root}/customers")
@@ -133,8 +130,29 @@ def generate(
         seed=seed,
     )
     record = {k: str(v) if isinstance(v, dt.date) else v for k, v in asdict(summary).items()}
-    files.write(manifest, json.dumps({"arguments": wanted, "written": record}, indent=2) + "\n")
+    text = json.dumps({"arguments": wanted, "written": record}, indent=2) + "\n"
+    files.write(f"{root}/{MANIFEST}", text)
     return summary
+
+
+def _already_there(
+    files: HadoopFiles, root: str, wanted: dict[str, object]
+) -> GenerateSummary | None:
+    """The summary of the data under ``root`` when its manifest records ``wanted`` and its
+    tables are all there; None otherwise (an unreadable manifest included)."""
+    manifest = f"{root}/{MANIFEST}"
+    if not files.exists(manifest):
+        return None
+    try:
+        earlier = json.loads(files.read(manifest))
+    except ValueError:
+        return None
+    tables = all(
+        files.exists(f"{root}/{t}/_SUCCESS") for t in ("transactions", "customers", "products")
+    )
+    if earlier.get("arguments") != wanted or not tables:
+        return None
+    return _summary(earlier["written"], written=False)
 
 
 def _summary(record: dict[str, object], *, written: bool) -> GenerateSummary:

@@ -7,8 +7,8 @@ system Spark uses, not Python's ``open``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -18,8 +18,10 @@ from rfm_spark.paths import is_uri
 
 
 def location(path: str) -> str:
-    """``path`` as a URI Hadoop accepts: a local path made absolute (``./warehouse`` is not)."""
-    return path if is_uri(path) else Path(path).resolve().as_uri()
+    """``path`` as Hadoop should see it: a local path made absolute (``./warehouse`` is not)
+    with a ``file://`` scheme, neither escaped (Hadoop's ``Path`` would take ``%20`` for the
+    three characters) nor with its symbolic links resolved (Spark keeps the path as given)."""
+    return path if is_uri(path) else "file://" + os.path.abspath(path)
 
 
 class HadoopFiles:
@@ -89,8 +91,7 @@ class HadoopFiles:
 
     def data_files(self, folder: str) -> dict[str, int]:
         """The files under ``folder`` (full location -> modification time in ms), without the
-        hidden ones Spark's readers skip (any part of the path under ``folder`` starting with
-        ``_`` or ``.``)."""
+        hidden ones Spark's readers skip (see :func:`_hidden`)."""
         fs, p = self.fs(folder)
         if not fs.exists(p):
             return {}
@@ -101,6 +102,12 @@ class HadoopFiles:
             status = files.next()
             path = status.getPath()
             relative = str(path.toUri().getPath())[len(root) :]
-            if not any(part[:1] in ("_", ".") for part in relative.split("/") if part):
+            if not any(_hidden(part) for part in relative.split("/") if part):
                 found[str(path.toUri())] = int(status.getModificationTime())
         return found
+
+
+def _hidden(name: str) -> bool:
+    """A file or folder name Spark's file readers skip: starting with ``.`` or ``_``, except
+    partition folders such as ``_k=v``."""
+    return name.startswith(".") or (name.startswith("_") and "=" not in name)

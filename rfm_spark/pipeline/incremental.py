@@ -196,9 +196,9 @@ def _start_over(run: Run, where: _Activity) -> None:
     the old content); the query that follows reads the whole input. In this order, a crash in
     between leaves a table without its record, which the next run refuses to add to."""
     remove_checkpoint(run.spark, where.checkpoint)
-    if not run.store.exists(where.table):
+    days = _days(run.store.read(where.table)) if run.store.exists(where.table) else []
+    if not days:  # nothing to empty
         return
-    days = _days(run.store.read(where.table))
     with run.progress.step(f"emptying {len(days)} day(s) of {where.table} to read it all again"):
         run.store.write_partitions(
             run.spark.createDataFrame([], ACTIVITY_SCHEMA),

@@ -139,7 +139,7 @@ def _gather(
         earlier=earlier,
         earlier_note=pair.note if pair else None,
         scheme_segments=_scheme(run, config).segments,
-        bins=config.scoring.bins,
+        bins=_bins(run, config),
         headline=agg.headline(segments, [d for d in (snapshot_date, previous) if d]).toPandas(),
         sizes=agg.segment_sizes(segments, shown).toPandas(),
         grid=agg.rf_grid(snap).toPandas(),
@@ -154,6 +154,16 @@ def _gather(
         quarantine=_quarantine(store, config, snapshot_date),
         score_ranges=agg.score_ranges(snap).toPandas(),
         run=run,
+    )
+
+
+def _bins(run: dict[str, Any], config: Config) -> int:
+    """The score bins the snapshot was made with, else the configured ones."""
+    scoring = run.get("scoring")
+    return (
+        int(scoring.get("bins") or config.scoring.bins)
+        if isinstance(scoring, dict)
+        else config.scoring.bins
     )
 
 

@@ -91,11 +91,15 @@ def segment_table(data: ReportData) -> list[dict[str, Any]]:
     before = {r["segment"]: r for r in data.sizes_of(data.earlier).to_dict("records")}
     customers = sum(int(r["customers"]) for r in now.values())
     revenue = sum(float(r["revenue"] or 0) for r in now.values())
-    order = [s for s in data.scheme_segments if s in now]
-    order += sorted(set(now) - set(order))
+    present = set(now) | set(before)  # a segment that emptied since stays, with 0
+    order = [s for s in data.scheme_segments if s in present]
+    order += sorted(present - set(order))
     rows = []
     for s in order:
-        n, spend = int(now[s]["customers"]), float(now[s]["revenue"] or 0)
+        n, spend = (
+            int(now.get(s, {}).get("customers", 0)),
+            float(now.get(s, {}).get("revenue") or 0),
+        )
         rows.append(
             {
                 "segment": s,

@@ -62,9 +62,8 @@ def segment_bars(sizes: pd.DataFrame, scheme_segments: Sequence[str]) -> bytes:
         (axes[0], "customers", "Share of customers (%)"),
         (axes[1], "revenue", "Share of revenue (%)"),
     ):
-        values = data[column].clip(lower=0)
-        total = values.sum()
-        share = 100 * values / total if total else values * 0
+        total = data[column].sum()  # the table's shares: a segment's negative spend counts
+        share = (100 * data[column] / total if total else data[column] * 0).clip(lower=0)
         ax.barh(labels, share, color=bar_colours)
         ax.set_xlabel(title)
         for y, v in enumerate(share):
@@ -104,7 +103,7 @@ def rf_heatmap(grid: pd.DataFrame, bins: int) -> bytes:
     ax.set_xticks(range(bins), [str(f) for f in range(1, bins + 1)])
     ax.set_yticks(range(bins), [str(r) for r in range(bins, 0, -1)])
     ax.set_xlabel("F score (1 = fewest orders)")
-    ax.set_ylabel("R score (5 = most recent)")
+    ax.set_ylabel(f"R score ({bins} = most recent)")
     ax.set_title("Customers per R x F cell (second line: mean spend)")
     return _png(fig)
 

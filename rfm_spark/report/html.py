@@ -30,7 +30,7 @@ def _delta(now: float, before: float | None, fmt: str) -> str:
     if before is None:
         return ""
     change = now - before
-    pct = f" ({change / before:+.1%})" if before else ""
+    pct = f" ({change / abs(before):+.1%})" if before else ""
     return f"{fmt.format(change)}{pct} vs previous"
 
 
@@ -90,14 +90,21 @@ def _reconciliation(run: dict[str, Any], snapshot: dt.date) -> tuple[list[tuple[
         ("after_snapshot", "on or after the snapshot"),
     ]
     rows = [(label, f"{int(recon[k]):,}") for k, label in labels if k in recon]
-    quarantined = sum(int(v) for v in (recon.get("quarantined") or {}).values())
-    rows.append(("quarantined", f"{quarantined:,}"))
+    rows.append(("quarantined", f"{quarantined_rows(run, snapshot):,}"))
     note = (
         "An incremental run: the counts cover the input rows new to that run."
         if run.get("made_by") == "incremental"
         else "The counts cover the whole input read for this snapshot."
     )
     return rows, note
+
+
+def quarantined_rows(run: dict[str, Any], snapshot: dt.date) -> int:
+    """The rows the run that wrote ``snapshot`` quarantined (its reconciliation)."""
+    recon = run.get("reconciliation") or {}
+    if isinstance(recon, dict) and snapshot.isoformat() in recon:
+        recon = recon[snapshot.isoformat()]
+    return sum(int(v) for v in (recon.get("quarantined") or {}).values())
 
 
 def _cut_points(data: ReportData) -> list[tuple[str, str]]:
@@ -162,6 +169,10 @@ def render(data: ReportData, *, days: int) -> str:
         "changes": biggest_changes(segments),
         "reconciliation": recon_rows,
         "reconciliation_note": recon_note,
+        "quarantine_note": "This run's quarantined rows are kept under another snapshot date "
+        "of the quarantine table: a backfill keeps its rows under its last date."
+        if quarantined_rows(data.run, data.snapshot) and data.quarantine.empty
+        else "",
         "quarantine": data.quarantine.sort_values(
             ["rows", "reason"], ascending=[False, True]
         ).to_dict("records"),
