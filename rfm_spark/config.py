@@ -305,24 +305,30 @@ class Config(_Model):
         return _validate(data, source="command-line flags")
 
 
-def _format_error(exc: ValidationError, source: str) -> str:
+def format_error(
+    exc: ValidationError,
+    source: str,
+    what: str = "configuration",
+    docs: str = "README 'Configuration'",
+) -> str:
+    """One line naming every bad key of a pydantic validation error and what was found."""
     parts = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
-            parts.append(f"unknown key '{key}' (check the spelling; see README 'Configuration')")
+            parts.append(f"unknown key '{key}' (check the spelling; see {docs})")
         else:
             found = err.get("input")
             found_s = "" if isinstance(found, dict) else f" (found {found!r})"
             parts.append(f"'{key}': {err['msg']}{found_s}")
-    return f"invalid configuration in {source}: " + "; ".join(parts)
+    return f"invalid {what} in {source}: " + "; ".join(parts)
 
 
 def _validate(data: dict[str, Any], source: str) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_error(exc, source)) from None
+        raise ConfigError(format_error(exc, source)) from None
 
 
 class _Loader(yaml.SafeLoader):
@@ -343,20 +349,27 @@ def load_config(path: str | Path | None = None) -> Config:
     """
     if path is None:
         return Config()
+    return _validate(read_mapping(path, "config file", "--config"), source=str(path))
+
+
+def read_mapping(path: str | Path, what: str, flag: str) -> dict[str, Any]:
+    """A YAML file's top-level mapping (dates left as text).
+
+    Raises:
+        ConfigError: the file is missing, not YAML or not a mapping; names ``what`` and ``flag``.
+    """
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(
-            f"config file {str(p)!r} does not exist; pass an existing YAML file to --config"
-        )
+        raise ConfigError(f"{what} {str(p)!r} does not exist; pass an existing YAML file to {flag}")
     try:
         data = yaml.load(p.read_text(), Loader=_Loader) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{what} {str(p)!r} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(
-            f"config file {str(p)!r} must hold a mapping of keys, found {type(data).__name__}"
+            f"{what} {str(p)!r} must hold a mapping of keys, found {type(data).__name__}"
         )
-    return _validate(data, source=str(p))
+    return data
 
 
 def parse_date(value: str | dt.date, what: str = "date") -> dt.date:
