@@ -85,6 +85,23 @@ TRANSITIONS_SCHEMA = T.StructType(
     ]
 )
 
+AUDIENCES_TABLE = "campaign_audiences"
+AUDIENCES_PARTITION = "date"
+
+# The campaign_audiences table: one row per customer a campaign took on a day, in column order.
+AUDIENCES_SCHEMA = T.StructType(
+    [
+        T.StructField(AUDIENCES_PARTITION, T.DateType()),
+        T.StructField("campaign", T.StringType()),
+        T.StructField("customer_id", T.StringType()),
+        T.StructField("arm", T.StringType()),
+        T.StructField("segment", T.StringType()),
+        T.StructField("reason", T.StringType()),
+        T.StructField("channel", T.StringType()),
+        T.StructField("run_id", T.StringType()),
+    ]
+)
+
 # `rfm-spark history`: one row per commit, newest first.
 HISTORY_COLUMNS = (
     "version",

@@ -11,6 +11,7 @@ import argparse
 from typing import Any
 
 from rfm_spark import __version__
+from rfm_spark.cli.campaigns import add_campaigns
 from rfm_spark.cli.maintenance import cmd_optimize, cmd_vacuum
 from rfm_spark.cli.reads import cmd_export, cmd_history, cmd_report, cmd_transitions
 from rfm_spark.cli.runs import cmd_backfill, cmd_generate, cmd_segment
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_export,
         _add_transitions,
         _add_report,
+        _add_campaigns,
         _add_train,
         _add_vacuum,
         _add_optimize,
@@ -266,6 +268,11 @@ def _add_report(sub: Any) -> None:
     _table_option(rep)
     _common(rep)
     rep.set_defaults(func=cmd_report)
+
+
+def _add_campaigns(sub: Any) -> None:
+    """``campaigns run``: its parser is in :mod:`rfm_spark.cli.campaigns`."""
+    add_campaigns(sub, _command, _common)
 
 
 def _add_export(sub: Any) -> None:
