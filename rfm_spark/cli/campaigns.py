@@ -1,7 +1,7 @@
-"""``rfm-spark campaigns run``: a day's campaign audiences, A/B arms and contact lists.
+"""``rfm-spark campaigns run`` and ``evaluate``: audiences with A/B arms, and their uplift.
 
 Its parser lives here (built with the shared helpers :mod:`rfm_spark.cli.parser` passes in)
-because ``campaigns`` has actions of its own; ``evaluate`` joins ``run`` later.
+because ``campaigns`` has actions of its own: ``run`` and ``evaluate``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,25 @@ def add_campaigns(
     run.add_argument("--format", choices=["csv", "parquet"], default="csv", help="of the lists")
     common(run)
     run.set_defaults(func=cmd_campaigns_run)
+    ev = actions.add_parser(
+        "evaluate",
+        help="treatment against control: conversion and revenue uplift per segment",
+        description=(
+            "Read the transactions in the --window-days after each contact day of a campaign "
+            "and compare its arms per segment and overall: conversion (two-proportion z-test) "
+            "and revenue per customer (Welch's t-test), each with a 95%% interval and p-value, "
+            "the customers per arm needed to detect the conversion effect, and a warning when "
+            "the arms are off the planned split (sample-ratio mismatch)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ev.add_argument("--campaigns", required=True, metavar="FILE", help="the campaign YAML file")
+    ev.add_argument("--campaign", required=True, metavar="NAME", help="the campaign to evaluate")
+    ev.add_argument(
+        "--window-days", type=int, default=14, metavar="N", help="days after contact (default 14)"
+    )
+    common(ev)
+    ev.set_defaults(func=cmd_campaigns_evaluate)
 
 
 def cmd_campaigns_run(args: argparse.Namespace) -> int:
@@ -71,4 +90,24 @@ def cmd_campaigns_run(args: argparse.Namespace) -> int:
     ]  # fmt: skip
     print(format_table(["campaign", "channel", "treatment", "control", "contact list"], rows))
     print(f"\n{result.table} version {result.version}, date {day}")
+    return 0
+
+
+def cmd_campaigns_evaluate(args: argparse.Namespace) -> int:
+    """Print the arms' comparison per segment and the split check; exit code 0."""
+    from rfm_spark.campaigns import load_campaigns
+    from rfm_spark.cli.render import evaluation_table
+    from rfm_spark.errors import UsageError
+    from rfm_spark.pipeline.evaluate import evaluate_campaign
+
+    spec = load_campaigns(args.campaigns)
+    campaign = next((c for c in spec.campaigns if c.name == args.campaign), None)
+    if campaign is None:
+        names = ", ".join(c.name for c in spec.campaigns)
+        raise UsageError(f"no campaign {args.campaign!r} in {args.campaigns}; it has {names}")
+    if args.window_days < 1:
+        raise UsageError("--window-days must be at least 1")
+    config = config_from(args, {})
+    spark = spark_session(config, args)
+    print(evaluation_table(evaluate_campaign(spark, config, campaign, args.window_days)))
     return 0

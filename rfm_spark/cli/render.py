@@ -270,3 +270,44 @@ def crosstab_table(matrix_rows: Sequence[Any]) -> tuple[list[str], list[tuple[st
         for f in froms
     ]
     return ["from \\ to", *tos, "total"], rows, "l" + "r" * (len(tos) + 1)
+
+
+def _effect_cells(e: Any, pct: bool) -> list[str]:
+    """Control, treatment, difference [95% interval] and p-value of one effect."""
+    if e is None:
+        return ["", "", "", ""]
+    fmt = (lambda v: f"{100 * v:.2f}%") if pct else (lambda v: f"{v:,.2f}")
+    diff = (lambda v: f"{100 * v:+.2f} pp") if pct else (lambda v: f"{v:+,.2f}")
+    interval = f"{diff(e.difference)} [{diff(e.ci_low)}, {diff(e.ci_high)}]"
+    return [fmt(e.control), fmt(e.treatment), interval, f"{e.p_value:.3g}"]
+
+
+def evaluation_table(ev: Any) -> str:
+    """A campaign's evaluation: one row per segment (all first), then the split's check."""
+    headers = [
+        "segment", "treatment", "control", "conv. control", "conv. treatment",
+        "uplift [95% CI]", "p", "revenue/customer control", "treatment", "difference [95% CI]",
+        "p", "needed per arm",
+    ]  # fmt: skip
+    rows = [
+        [r.segment, f"{r.treatment:,}", f"{r.control:,}", *_effect_cells(r.conversion, True),
+         *_effect_cells(r.revenue, False),
+         f"{r.needed[0]:,} / {r.needed[1]:,}" if r.needed else ""]
+        for r in ev.rows
+    ]  # fmt: skip
+    lines = [
+        f"campaign {ev.campaign}: {len(ev.days)} contact day(s) "
+        f"{ev.days[0]}..{ev.days[-1]}, outcomes over {ev.window_days} days after each",
+        "",
+        format_table(headers, rows),
+    ]
+    if ev.incomplete:
+        lines.append(f"\nleft out (window not over yet): {', '.join(map(str, ev.incomplete))}")
+    if ev.srm_p_value is not None:
+        verdict = (
+            "MISMATCH: check the assignment before reading the results" if ev.mismatch else "OK"
+        )
+        lines.append(
+            f"sample ratio: p = {ev.srm_p_value:.3g} against the planned split ({verdict})"
+        )
+    return "\n".join(lines)
