@@ -1,25 +1,21 @@
 """``rfm-spark campaigns run`` and ``evaluate``: audiences with A/B arms, and their uplift.
 
-Its parser lives here (built with the shared helpers :mod:`rfm_spark.cli.parser` passes in)
-because ``campaigns`` has actions of its own: ``run`` and ``evaluate``.
+Its parser lives here, built from the shared pieces in :mod:`rfm_spark.cli.options`, because
+``campaigns`` has actions of its own: ``run`` and ``evaluate``.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
+from rfm_spark.cli.options import command, common
 from rfm_spark.cli.runtime import config_from, spark_session
 from rfm_spark.config import parse_date
 
 
-def add_campaigns(
-    sub: Any,
-    command: Callable[..., argparse.ArgumentParser],
-    common: Callable[[argparse.ArgumentParser], None],
-) -> None:
-    """``campaigns run``; ``command`` and ``common`` are the parser's shared helpers."""
+def add_campaigns(sub: Any) -> None:
+    """``campaigns run`` and ``campaigns evaluate``."""
     parser = command(
         sub,
         "campaigns",

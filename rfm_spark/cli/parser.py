@@ -13,15 +13,16 @@ from typing import Any
 from rfm_spark import __version__
 from rfm_spark.cli.campaigns import add_campaigns
 from rfm_spark.cli.maintenance import cmd_optimize, cmd_vacuum
+from rfm_spark.cli.options import (
+    EPILOG,
+    command,
+    common,
+    table_option,
+    time_travel_options,
+)
 from rfm_spark.cli.reads import cmd_export, cmd_history, cmd_report, cmd_transitions
 from rfm_spark.cli.runs import cmd_backfill, cmd_generate, cmd_segment
 from rfm_spark.cli.training import cmd_train
-
-EPILOG = """\
-Every subcommand reads --config FILE (default: built-in defaults) and lets flags override it.
-Tables live under the warehouse: WAREHOUSE/<table_name>. Exit codes: 0 ok, 2 usage or config
-error, 1 other failure. Add --verbose for Spark's own messages and stack traces.
-"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_export,
         _add_transitions,
         _add_report,
-        _add_campaigns,
+        add_campaigns,
         _add_train,
         _add_vacuum,
         _add_optimize,
@@ -52,53 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _spark_conf(value: str) -> tuple[str, str]:
-    """One ``--spark-conf key=value``; anything else is a usage error (exit 2)."""
-    if "=" not in value:
-        raise argparse.ArgumentTypeError(f"--spark-conf takes key=value, got {value!r}")
-    k, v = value.split("=", 1)
-    return k.strip(), v.strip()
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    """The options every subcommand takes, listed last in its help."""
-    g = p.add_argument_group("common options")
-    g.add_argument("--config", metavar="FILE", help="YAML config file (see conf/local.yaml)")
-    g.add_argument("--warehouse", metavar="DIR", help="folder (or URI) holding the tables")
-    g.add_argument("--master", help="Spark master when not run by spark-submit, e.g. local[*]")
-    g.add_argument(
-        "--spark-conf",
-        metavar="KEY=VALUE",
-        action="append",
-        type=_spark_conf,
-        default=[],
-        help="extra Spark setting; repeatable",
-    )
-    g.add_argument("--quiet", action="store_true", help="no progress lines")
-    g.add_argument(
-        "--verbose", action="store_true", help="Spark logs and full stack traces on errors"
-    )
-
-
-def _command(sub: Any, name: str, *, help: str, description: str) -> argparse.ArgumentParser:
-    """A subcommand with the shared epilog (config, warehouse, exit codes)."""
-    return sub.add_parser(
-        name,
-        help=help,
-        description=description,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-
-
-def _table_option(p: argparse.ArgumentParser, what: str = "table name") -> None:
-    """``--table``: which table under the warehouse the command reads or writes."""
-    p.add_argument("--table", metavar="NAME", help=f"{what} (default customer_segments)")
-
-
 def _add_generate(sub: Any) -> None:
     """``generate``: the demo data; every size and date has a config default."""
-    gen = _command(
+    gen = command(
         sub,
         "generate",
         help="write demo transactions, customers and products with planted personas",
@@ -124,13 +81,13 @@ def _add_generate(sub: Any) -> None:
         help="write the data even when the same data is already there (by default nothing is "
         "written then, so incremental runs do not see the same rows again in new files)",
     )
-    _common(gen)
+    common(gen)
     gen.set_defaults(func=cmd_generate)
 
 
 def _add_segment(sub: Any) -> None:
     """``segment``: one snapshot; the date is required because it names the partition."""
-    seg = _command(
+    seg = command(
         sub,
         "segment",
         help="score and segment every customer as of a snapshot date; commit to Delta",
@@ -169,13 +126,13 @@ def _add_segment(sub: Any) -> None:
         "or the input or its settings changed)",
     )
     _segment_options(seg)
-    _common(seg)
+    common(seg)
     seg.set_defaults(func=cmd_segment)
 
 
 def _add_backfill(sub: Any) -> None:
     """``backfill``: a span of snapshots from one read of the transactions."""
-    bf = _command(
+    bf = command(
         sub,
         "backfill",
         help="build many snapshots from one pass over the transactions",
@@ -192,7 +149,7 @@ def _add_backfill(sub: Any) -> None:
         "--single-commit", action="store_true", help="commit all snapshots in one Delta commit"
     )
     _segment_options(bf)
-    _common(bf)
+    common(bf)
     bf.set_defaults(func=cmd_backfill)
 
 
@@ -218,7 +175,7 @@ def _segment_options(p: argparse.ArgumentParser) -> None:
         help="score within groups of this customer column (repeatable), e.g. country",
     )
     p.add_argument("--backend", choices=["auto", "spark", "delta-rs"], help="Delta table backend")
-    _table_option(p, "output table name")
+    table_option(p, "output table name")
     p.add_argument(
         "--idempotency-key",
         metavar="KEY",
@@ -228,22 +185,22 @@ def _segment_options(p: argparse.ArgumentParser) -> None:
 
 def _add_history(sub: Any) -> None:
     """``history``: the table's commits with their run metadata."""
-    hist = _command(
+    hist = command(
         sub,
         "history",
         help="list the table's versions with their run metadata",
         description="List the commits of customer_segments, newest first, with run metadata.",
     )
-    _table_option(hist)
+    table_option(hist)
     hist.add_argument("--limit", type=int, default=20, metavar="N", help="newest N versions")
     hist.add_argument("--json", action="store_true", help="full metadata as JSON lines")
-    _common(hist)
+    common(hist)
     hist.set_defaults(func=cmd_history)
 
 
 def _add_report(sub: Any) -> None:
     """``report``: one self-contained HTML page about a snapshot."""
-    rep = _command(
+    rep = command(
         sub,
         "report",
         help="write an HTML report of a snapshot: charts, movements, outliers, data quality",
@@ -265,19 +222,14 @@ def _add_report(sub: Any) -> None:
     rep.add_argument(
         "--outliers", type=int, default=20, metavar="N", help="outliers listed by id (default 20)"
     )
-    _table_option(rep)
-    _common(rep)
+    table_option(rep)
+    common(rep)
     rep.set_defaults(func=cmd_report)
-
-
-def _add_campaigns(sub: Any) -> None:
-    """``campaigns run``: its parser is in :mod:`rfm_spark.cli.campaigns`."""
-    add_campaigns(sub, _command, _common)
 
 
 def _add_export(sub: Any) -> None:
     """``export``: one snapshot's customers to a file, optionally as of an older version."""
-    exp = _command(
+    exp = command(
         sub,
         "export",
         help="write a snapshot's customers (optionally one segment) to CSV or Parquet",
@@ -291,15 +243,15 @@ def _add_export(sub: Any) -> None:
         "--segment", action="append", metavar="NAME", help="only this segment (repeatable)"
     )
     exp.add_argument("--output", required=True, metavar="FILE", help="FILE.csv or FILE.parquet")
-    _time_travel_options(exp)
-    _table_option(exp)
-    _common(exp)
+    time_travel_options(exp)
+    table_option(exp)
+    common(exp)
     exp.set_defaults(func=cmd_export)
 
 
 def _add_transitions(sub: Any) -> None:
     """``transitions``: the from/to matrix of two snapshots, or the movers."""
-    tr = _command(
+    tr = command(
         sub,
         "transitions",
         help="who moved between segments: the matrix, or the movers with --from/--to",
@@ -334,26 +286,15 @@ def _add_transitions(sub: Any) -> None:
         action="store_true",
         help="keep the matrix in the segment_transitions table",
     )
-    _time_travel_options(tr)
-    _table_option(tr, "segments table")
-    _common(tr)
+    time_travel_options(tr)
+    table_option(tr, "segments table")
+    common(tr)
     tr.set_defaults(func=cmd_transitions)
-
-
-def _time_travel_options(p: argparse.ArgumentParser) -> None:
-    """``--as-of-version`` or ``--as-of-timestamp``, never both."""
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--as-of-version", type=int, metavar="V", help="read the table at version V")
-    g.add_argument(
-        "--as-of-timestamp",
-        metavar="TS",
-        help="read the table as it was at TS (ISO 8601, UTC unless it has an offset)",
-    )
 
 
 def _add_train(sub: Any) -> None:
     """``train``: the cluster model; ``--k`` and ``--k-min`` exclude each other."""
-    trn = _command(
+    trn = command(
         sub,
         "train",
         help="train predictive segments (k-means) on a snapshot's features",
@@ -375,14 +316,14 @@ def _add_train(sub: Any) -> None:
         "--sample-fraction", type=float, metavar="F", help="share of customers to train on"
     )
     trn.add_argument("--seed", type=int, help="random seed (default 42)")
-    _table_option(trn, "segments table")
-    _common(trn)
+    table_option(trn, "segments table")
+    common(trn)
     trn.set_defaults(func=cmd_train)
 
 
 def _add_vacuum(sub: Any) -> None:
     """``vacuum``: a dry run unless ``--apply``."""
-    vac = _command(
+    vac = command(
         sub,
         "vacuum",
         help="delete old unreferenced files, never inside the transition window",
@@ -393,14 +334,14 @@ def _add_vacuum(sub: Any) -> None:
     )
     vac.add_argument("--retain-hours", type=int, metavar="H", help="default: the configured window")
     vac.add_argument("--apply", action="store_true", help="delete (default: dry run)")
-    _table_option(vac)
-    _common(vac)
+    table_option(vac)
+    common(vac)
     vac.set_defaults(func=cmd_vacuum)
 
 
 def _add_optimize(sub: Any) -> None:
     """``optimize``: compaction, Z-ordered unless ``--no-zorder``."""
-    opt = _command(
+    opt = command(
         sub,
         "optimize",
         help="compact a table's small files, Z-ordered for the common queries",
@@ -418,6 +359,6 @@ def _add_optimize(sub: Any) -> None:
         help="Z-order column (repeatable); default segment and customer_id",
     )
     opt.add_argument("--no-zorder", action="store_true", help="compact only")
-    _table_option(opt)
-    _common(opt)
+    table_option(opt)
+    common(opt)
     opt.set_defaults(func=cmd_optimize)

@@ -145,7 +145,7 @@ def _gather(
         grid=agg.rf_grid(snap).toPandas(),
         histograms=_histograms(snap, spread),
         outlier_floor=floor,
-        outliers=agg.outliers(snap, floor, cap).toPandas() if floor is not None else _none(snap),
+        outliers=_outliers(snap, floor, cap),
         outlier_total=above.asDict() if above is not None else {},
         transitions=tr.transition_matrix(tr.transition_pairs(segments, pair)).toPandas()
         if pair
@@ -176,8 +176,13 @@ def _scheme(run: dict[str, Any], config: Config) -> Scheme:
         return load_scheme(config.segments.scheme)
 
 
-def _none(snap: DataFrame) -> Any:
-    return agg.outliers(snap, 0.0, 0).toPandas()
+def _outliers(snap: DataFrame, floor: float | None, cap: int) -> Any:
+    """The capped outlier list; without spenders an empty frame, no job."""
+    if floor is None:
+        import pandas as pd
+
+        return pd.DataFrame(columns=agg.OUTLIER_COLUMNS)
+    return agg.outliers(snap, floor, cap).toPandas()
 
 
 def _histograms(snap: DataFrame, spread: Any) -> list[Histogram]:

@@ -21,6 +21,9 @@ from rfm_spark.schemas import SNAPSHOT_COLUMN
 # upper quartile of the spenders' spend: Tukey's "far out" fence. (On the log scale the same
 # fence flagged nobody in the demo data, whose spend spans four decades without a tail.)
 OUTLIER_IQRS = 3.0
+OUTLIER_COLUMNS = [
+    "customer_id", "segment", "monetary", "frequency", "recency_days", "avg_order_value",
+]  # fmt: skip
 QUANTILE_ACCURACY = 10_000  # percentile_approx: relative error about 1/10,000
 
 
@@ -104,10 +107,9 @@ def outliers(snapshot: DataFrame, floor: float, cap: int) -> DataFrame:
         ``customer_id``, ``segment``, ``monetary``, ``frequency``, ``recency_days``,
         ``avg_order_value``; highest spend first (ties by customer id).
     """
-    columns = ["customer_id", "segment", "monetary", "frequency", "recency_days"]
     return (
         snapshot.filter(F.col("monetary") > F.lit(floor))
-        .select(*columns, "avg_order_value")
+        .select(*OUTLIER_COLUMNS)
         .orderBy(F.col("monetary").desc(), F.col("customer_id"))
         .limit(cap)
     )

@@ -80,9 +80,7 @@ def _images(data: ReportData) -> dict[str, Any]:
 
 def _reconciliation(run: dict[str, Any], snapshot: dt.date) -> tuple[list[tuple[str, str]], str]:
     """The input rows of the run that wrote the snapshot, and a note on what they cover."""
-    recon = run.get("reconciliation") or {}
-    if isinstance(recon, dict) and snapshot.isoformat() in recon:  # a backfill's one commit
-        recon = recon[snapshot.isoformat()]
+    recon = _recon_of(run, snapshot)
     labels = [
         ("input_rows", "input rows read"),
         ("used", "used (in the window)"),
@@ -99,12 +97,15 @@ def _reconciliation(run: dict[str, Any], snapshot: dt.date) -> tuple[list[tuple[
     return rows, note
 
 
+def _recon_of(run: dict[str, Any], snapshot: dt.date) -> dict[str, Any]:
+    """The reconciliation of ``snapshot`` in its commit (a backfill's one commit keys it by date)."""
+    recon: dict[str, Any] = run.get("reconciliation") or {}
+    return recon.get(snapshot.isoformat(), recon)
+
+
 def quarantined_rows(run: dict[str, Any], snapshot: dt.date) -> int:
     """The rows the run that wrote ``snapshot`` quarantined (its reconciliation)."""
-    recon = run.get("reconciliation") or {}
-    if isinstance(recon, dict) and snapshot.isoformat() in recon:
-        recon = recon[snapshot.isoformat()]
-    return sum(int(v) for v in (recon.get("quarantined") or {}).values())
+    return sum(int(v) for v in (_recon_of(run, snapshot).get("quarantined") or {}).values())
 
 
 def _cut_points(data: ReportData) -> list[tuple[str, str]]:
