@@ -190,6 +190,9 @@ class ScoringSettings(_Model):
 
 class SegmentSettings(_Model):
     scheme: str = "rfm11"
+    # attribute segments (docs/attributes.md): a built-in rule set (profile) or a YAML file;
+    # null: none (the attribute_segments column stays null)
+    attributes: str | None = None
 
 
 class OutputSettings(_Model):
@@ -254,12 +257,25 @@ class ClusteringSettings(_Model):
         return self
 
 
+class PlantedEffectSettings(_Model):
+    """A campaign effect the generator plants (docs/campaigns.md "A planted effect"): the
+    treatment arm of the campaign with this ``salt`` and ``control_share`` gets an extra order
+    with chance ``conversion`` within ``days`` from ``start_date``."""
+
+    salt: str
+    control_share: float = Field(default=0.1, ge=0, lt=1)
+    start_date: dt.date
+    days: int = Field(default=14, ge=1, le=3650)
+    conversion: float = Field(default=0.1, gt=0, le=1)
+
+
 class DemoSettings(_Model):
     data_dir: str = "./data"
     customers: int = Field(default=20000, ge=1)
     days: int = Field(default=730, ge=1, le=36500)
     end_date: dt.date = dt.date(2026, 11, 23)
     seed: int = 42
+    effect: PlantedEffectSettings | None = None
 
 
 class Config(_Model):

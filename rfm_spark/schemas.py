@@ -34,6 +34,7 @@ OUTPUT_SCHEMA = T.StructType(
         T.StructField("score_group", T.StringType()),
         T.StructField("flag", T.StringType()),
         T.StructField("run_id", T.StringType()),
+        T.StructField("attribute_segments", T.MapType(T.StringType(), T.StringType())),
     ]
 )
 

@@ -33,10 +33,11 @@ def segments(spark: SparkSession) -> DataFrame:
     return df.withColumn("cluster_name", df["cluster_id"].cast("string"))
 
 
-def campaign(**audience: object) -> Campaign:
+def campaign(opt_in: bool = False, **audience: object) -> Campaign:
     return Campaign.model_validate(
-        {"name": "c", "audience": audience, "channel": "email", "control_share": 0.5}
-    )
+        {"name": "c", "audience": audience, "channel": "email", "control_share": 0.5,
+         "opt_in": opt_in}
+    )  # fmt: skip
 
 
 def ids(df: DataFrame) -> list[str]:
@@ -55,16 +56,20 @@ def test_a_move_a_segment_and_a_cluster(segments: DataFrame) -> None:
     assert row["arm"] in (CONTROL, TREATMENT)
 
 
-def test_attribute_filters_need_the_customers_table(
+def test_attribute_filters_and_opt_ins_need_the_customers_table(
     spark: SparkSession, segments: DataFrame
 ) -> None:
     customers = spark.createDataFrame(
-        [("c1", "DE"), ("c3", "FR"), ("c4", "US"), ("c6", "DE")],
-        "customer_id string, country string",
+        [("c1", "DE", "true"), ("c3", "FR", None), ("c4", "US", "yes"), ("c6", "DE", "false")],
+        "customer_id string, country string, email_opt_in string",
     )
     vip = campaign(segment="at_risk", attributes={"country": ["DE", "FR"]})
     assert ids(wanted(segments, vip, DAY, customers=customers)) == ["c1", "c3", "c6"]
-    with pytest.raises(ConfigError, match="need a customers table"):
+    consenting = campaign(opt_in=True, segment="at_risk", attributes={"country": ["DE", "FR"]})
+    assert ids(wanted(segments, consenting, DAY, customers=customers)) == ["c1"]  # null: no
+    reachable = campaign(opt_in=True, cluster=2)  # c3, c4, c6; only c4 said yes
+    assert ids(wanted(segments, reachable, DAY, customers=customers)) == ["c4"]
+    with pytest.raises(ConfigError, match=r"set input\.customers_path"):
         wanted(segments, vip, DAY)
     other = campaign(segment="at_risk", attributes={"region": ["north"]})
     with pytest.raises(ConfigError, match="no column 'region'"):
@@ -76,10 +81,10 @@ def test_one_campaign_a_day_first_in_the_file_and_the_frequency_cap(
 ) -> None:
     first = Campaign.model_validate(
         {"name": "first", "audience": {"segment": "at_risk"}, "channel": "email",
-         "frequency_cap_days": 7}
+         "frequency_cap_days": 7, "opt_in": False}
     )  # fmt: skip
     second = Campaign.model_validate(
-        {"name": "second", "audience": {"cluster": 2}, "channel": "push"}
+        {"name": "second", "audience": {"cluster": 2}, "channel": "push", "opt_in": False}
     )
     both = wanted(segments, second, DAY).unionByName(wanted(segments, first, DAY))
     reached = spark.createDataFrame(

@@ -27,6 +27,7 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     assert winback.audience.is_move and winback.audience.moved_to == "at_risk"
     assert winback.frequency_cap_days == 7 and winback.split_salt == "winback"
     assert vip.audience.attributes == {"country": ["DE", "FR"]} and vip.channel == "push"
+    assert winback.consent_column == "email_opt_in" and vip.consent_column == "push_opt_in"
     check_segments(spec, load_scheme("rfm11"))  # every segment named exists
 
 
@@ -40,6 +41,7 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
         (("name: vip_preview", "name: vip preview"), "'campaigns.1.name'"),
         (("{segment: champions,", "{segment: champions, moved_to: lost,"), "not both"),
         (("country: [DE, FR]", "country: []"), "list no accepted values"),
+        (("channel: push", "channel: push\n    opt_in: false\n    opt_in_column: app"), "drop one"),
     ],
 )
 def test_a_bad_file_names_the_key(tmp_path: Path, change: tuple[str, str], message: str) -> None:

@@ -51,6 +51,7 @@ CUSTOMERS_TYPES = [
     ("email_opt_in", T.BooleanType()),
     ("push_opt_in", T.BooleanType()),
     ("sms_opt_in", T.BooleanType()),
+    ("interests", T.ArrayType(T.StringType())),
 ]
 PRODUCTS_TYPES = [
     ("product_id", T.StringType()),
@@ -282,6 +283,11 @@ def test_customer_attributes(frames: dict[str, pd.DataFrame]) -> None:
     assert set(customers["preferred_channel"]) == {"web", "app", "store"}
     for flag in ("email_opt_in", "push_opt_in", "sms_opt_in"):
         assert 0.05 < customers[flag].mean() < 0.95
+    tags = customers.explode("interests")
+    young = tags[tags["age"] < 30]["interests"].value_counts(normalize=True)
+    old = tags[tags["age"] >= 60]["interests"].value_counts(normalize=True)
+    assert young["tech"] > 2 * old["tech"] and old["home_garden"] > 2 * young["home_garden"]
+    assert customers["interests"].map(len).between(0, 8).all()
 
 
 def test_personas_differ_as_designed(frames: dict[str, pd.DataFrame]) -> None:
@@ -407,9 +413,11 @@ def test_deterministic_for_a_seed(
 PINNED = {"customers": 300, "days": 730, "end_date": END, "seed": 5}
 PINNED_CHECKSUMS = {
     "transactions": (11501, 8360442097, 5879786693),
-    "customers": (300, 981620341, 8867229410),
+    "customers": (300, -14552507657, 7037029866),
     "products": (40, 1344723753, -17102954),
 }
+# The customers' columns before the interest tags were added: unchanged by them.
+PINNED_BEFORE_INTERESTS = (300, 981620341, 8867229410)
 
 
 def test_values_pinned_for_a_seed(spark: SparkSession) -> None:
@@ -418,6 +426,8 @@ def test_values_pinned_for_a_seed(spark: SparkSession) -> None:
         "customers": _checksum(datagen.customers_df(spark, **PINNED)),
         "products": _checksum(datagen.products_df(spark, products=40, seed=5)),
     } == PINNED_CHECKSUMS
+    before = datagen.customers_df(spark, **PINNED).drop("interests")
+    assert _checksum(before) == PINNED_BEFORE_INTERESTS
 
 
 def test_distributions_compose_as_columns(spark: SparkSession) -> None:

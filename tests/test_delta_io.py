@@ -251,6 +251,38 @@ def test_schema_mismatch_raises_before_commit(
     assert_same(store.read(table_path), expected(spark, (rows_d1(), D1)))
 
 
+def test_a_new_column_is_added_to_an_older_table(
+    spark: SparkSession, store: TableStore, table_path: str
+) -> None:
+    """A later version of the product adds a column: the write adds it to the table, the rows
+    written before read null, and the other readers see the same."""
+    store.write_partition(
+        frame(spark, rows_d1(), D1), table_path, partition_column="snapshot_date",
+        partition_value=D1,
+    )  # fmt: skip
+    tags = F.create_map(F.lit("market"), F.col("segment"))
+    newer = frame(spark, rows_d2(), D2).withColumn("attribute_segments", tags)
+    version = store.write_partition(
+        newer, table_path, partition_column="snapshot_date", partition_value=D2
+    )
+    assert version == 1
+    got = {
+        (r["snapshot_date"], r["customer_id"]): r["attribute_segments"]
+        for r in store.read(table_path).collect()
+    }
+    assert got == {
+        **{(D1, r[0]): None for r in rows_d1()},
+        **{(D2, r[0]): {"market": r[1]} for r in rows_d2()},
+    }
+    read = DeltaTable(table_path).to_pandas()
+    assert read.set_index("customer_id")["attribute_segments"].isna().sum() == len(rows_d1())
+    assert duckdb_rows(table_path) == as_rows([(rows_d1(), D1), (rows_d2(), D2)])
+    older = frame(spark, rows_d1(), D1)  # an older writer now misses the column: refused
+    with pytest.raises(TableError, match=r"missing column\(s\): attribute_segments"):
+        store.write_partition(older, table_path, partition_column="snapshot_date",
+                              partition_value=D1)  # fmt: skip
+
+
 def test_empty_partition_write(spark: SparkSession, store: TableStore, table_path: str) -> None:
     store.write_partition(
         frame(spark, rows_d1(), D1),

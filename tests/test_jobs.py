@@ -51,6 +51,8 @@ def test_spark_submit_segment_job(demo: Path, tmp_path: Path) -> None:
         "2026-11-01",
         "--input",
         str(demo / "transactions"),
+        "--customers-input",  # conf/local.yaml's attribute rules read it
+        str(demo / "customers"),
         "--warehouse",
         str(tmp_path / "wh"),
         "--config",
@@ -62,3 +64,4 @@ def test_spark_submit_segment_job(demo: Path, tmp_path: Path) -> None:
     assert "master local[1]" in out.stdout + out.stderr  # PythonRunner merges the streams
     df = DeltaTable(str(tmp_path / "wh" / "customer_segments")).to_pandas()
     assert len(df) > 0 and df["customer_id"].is_unique
+    assert all("market" in dict(m) for m in df["attribute_segments"])

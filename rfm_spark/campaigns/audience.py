@@ -1,7 +1,8 @@
 """A day's campaign audiences from ``customer_segments``: plain DataFrame transforms, no action.
 
 :func:`wanted` lists the customers one campaign wants on a day (its segment, its move, its
-cluster and attribute filters) with their A/B arm; :func:`allot` then gives each customer to at
+cluster and attribute filters, and the channel's opt-in) with their A/B arm: customers who
+cannot be reached are left out before the split, so that both arms are reachable; :func:`allot` then gives each customer to at
 most one campaign that day, the first in the file, and leaves out customers any campaign
 reached within a campaign's frequency cap. Arms come from :func:`rfm_spark.experiments.arm`,
 so a customer's arm does not depend on who else is in the audience.
@@ -40,14 +41,15 @@ def wanted(
         campaign: The campaign.
         day: The snapshot the campaign runs on.
         earlier: For a move: the snapshot it is measured from (None: nobody has moved yet).
-        customers: The customers table, for attribute filters.
+        customers: The customers table, for attribute filters and opt-ins.
 
     Returns:
         :data:`COLUMNS`: the campaign, the customer, their segment on ``day``, their arm and
         why they are in the audience.
 
     Raises:
-        ConfigError: Attribute filters without a customers table, or on a missing column.
+        ConfigError: Attribute filters or opt-ins without a customers table, or on a missing
+            column.
     """
     a = campaign.audience
     now = segments.filter(F.col(SNAPSHOT_COLUMN) == F.lit(day))
@@ -59,8 +61,8 @@ def wanted(
     if a.cluster is not None:
         by_id = isinstance(a.cluster, int)
         base = base.filter(F.col("cluster_id" if by_id else "cluster_name") == F.lit(a.cluster))
-    if a.attributes:
-        base = base.join(_with_attributes(customers, a), on="customer_id", how="left_semi")
+    if campaign.customer_columns():
+        base = base.join(_reachable(customers, campaign), on="customer_id", how="left_semi")
     return base.select(
         F.lit(campaign.name).alias("campaign"),
         "customer_id",
@@ -94,22 +96,26 @@ def _moved(
     return base, reason
 
 
-def _with_attributes(customers: DataFrame | None, a: Audience) -> DataFrame:
-    """The ids of the customers whose attributes match every filter of ``a``."""
+def _reachable(customers: DataFrame | None, campaign: Campaign) -> DataFrame:
+    """The ids of the customers who match every attribute filter of ``campaign`` and opted in
+    to its channel (a null opt-in is no consent)."""
+    needed = campaign.customer_columns()
     if customers is None:
         raise ConfigError(
-            f"audience attributes {sorted(a.attributes)} need a customers table; set "
-            "input.customers_path"
+            f"campaign {campaign.name!r} filters on customer columns {needed} (attributes, "
+            "opt-in); set input.customers_path (--customers-input), or opt_in: false"
         )
-    missing = sorted(set(a.attributes) - set(customers.columns))
+    missing = [c for c in needed if c not in customers.columns]
     if missing:
         raise ConfigError(
-            f"the customers table has no column {missing[0]!r} (audience attributes); it has "
-            f"{', '.join(customers.columns)}"
+            f"campaign {campaign.name!r}: the customers table has no column {missing[0]!r}; it "
+            f"has {', '.join(customers.columns)}"
         )
     match = F.lit(True)
-    for column, values in a.attributes.items():
+    for column, values in campaign.audience.attributes.items():
         match = match & F.col(column).cast("string").isin(values)
+    if campaign.consent_column:
+        match = match & F.coalesce(F.col(campaign.consent_column).cast("boolean"), F.lit(False))
     return customers.filter(match).select("customer_id")
 
 

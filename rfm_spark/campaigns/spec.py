@@ -84,6 +84,10 @@ class Campaign(_Model):
     control_share: float = Field(default=0.1, ge=0, lt=1)
     frequency_cap_days: int | None = Field(default=None, ge=1, le=3650)
     salt: str | None = None  # the A/B split's salt; the campaign's name when absent
+    # reach only customers whose opt-in column (``<channel>_opt_in`` unless named) is true;
+    # ``opt_in: false`` for messages that need no consent
+    opt_in: bool = True
+    opt_in_column: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -92,9 +96,27 @@ class Campaign(_Model):
             raise ValueError("use letters, digits, '_' and '-' (it names files and table rows)")
         return v
 
+    @model_validator(mode="after")
+    def _consent(self) -> Campaign:
+        if self.opt_in_column is not None and not self.opt_in:
+            raise ValueError("opt_in_column is set but opt_in is false; drop one of them")
+        return self
+
     @property
     def split_salt(self) -> str:
         return self.salt or self.name
+
+    @property
+    def consent_column(self) -> str | None:
+        """The customers column that must be true for a customer to be reached (None: any)."""
+        if not self.opt_in:
+            return None
+        return self.opt_in_column or f"{self.channel}_opt_in"
+
+    def customer_columns(self) -> list[str]:
+        """The customers-table columns the campaign filters on."""
+        consent = [self.consent_column] if self.consent_column else []
+        return [*self.audience.attributes, *consent]
 
 
 class CampaignFile(_Model):

@@ -40,6 +40,11 @@ def add_campaigns(sub: Any) -> None:
     run.add_argument("--date", required=True, metavar="D", help="the snapshot date, YYYY-MM-DD")
     run.add_argument("--out", required=True, metavar="DIR", help="folder for the contact lists")
     run.add_argument("--format", choices=["csv", "parquet"], default="csv", help="of the lists")
+    run.add_argument(
+        "--customers-input",
+        metavar="PATH",
+        help="customers table with the opt-in and attribute columns (input.customers_path)",
+    )
     common(run)
     run.set_defaults(func=cmd_campaigns_run)
     ev = actions.add_parser(
@@ -59,6 +64,7 @@ def add_campaigns(sub: Any) -> None:
     ev.add_argument(
         "--window-days", type=int, default=14, metavar="N", help="days after contact (default 14)"
     )
+    ev.add_argument("--input", metavar="PATH", help="the transactions (input.path)")
     common(ev)
     ev.set_defaults(func=cmd_campaigns_evaluate)
 
@@ -73,7 +79,7 @@ def cmd_campaigns_run(args: argparse.Namespace) -> int:
 
     day = parse_date(args.date, "--date")
     spec = load_campaigns(args.campaigns)  # a bad file fails before Spark starts
-    config = config_from(args, {})
+    config = config_from(args, {"input.customers_path": args.customers_input})
     progress = Progress("campaigns", quiet=args.quiet)
     spark = spark_session(config, args)
     result = run_campaigns(
@@ -103,7 +109,7 @@ def cmd_campaigns_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"no campaign {args.campaign!r} in {args.campaigns}; it has {names}")
     if args.window_days < 1:
         raise UsageError("--window-days must be at least 1")
-    config = config_from(args, {})
+    config = config_from(args, {"input.path": args.input})
     spark = spark_session(config, args)
     print(evaluation_table(evaluate_campaign(spark, config, campaign, args.window_days)))
     return 0

@@ -12,6 +12,7 @@ from typing import Any
 
 from rfm_spark import __version__
 from rfm_spark.cli.campaigns import add_campaigns
+from rfm_spark.cli.crosstab import add_crosstab
 from rfm_spark.cli.maintenance import cmd_optimize, cmd_vacuum
 from rfm_spark.cli.options import (
     EPILOG,
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_export,
         _add_transitions,
         _add_report,
+        add_crosstab,
         add_campaigns,
         _add_train,
         _add_vacuum,
@@ -167,6 +169,11 @@ def _segment_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bins", type=int, metavar="N", help="scores 1..N (default 5)")
     p.add_argument(
         "--scheme", metavar="NAME|FILE", help="segment scheme: rfm11, rf10 or a YAML file"
+    )
+    p.add_argument(
+        "--attributes",
+        metavar="NAME|FILE",
+        help="attribute segment rules: profile or a YAML file (docs/attributes.md)",
     )
     p.add_argument(
         "--partition-by",

@@ -52,17 +52,25 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    """Write one snapshot's customers (optionally some segments) to a file; exit code 0."""
+def snapshot_rows(args: argparse.Namespace) -> tuple[dt.date, Any]:
+    """``--snapshot-date`` and its rows of ``--table``, as of the time-travel flags."""
     from pyspark.sql import functions as F
-
-    from rfm_spark.io.exports import write_result
 
     snapshot = parse_date(args.snapshot_date, "--snapshot-date")
     travel = time_travel(args)
     config = config_from(args, {"output.table": args.table})
     store = table_store(args, config)
     df = store.read(config.table_path(), **travel).filter(F.col("snapshot_date") == F.lit(snapshot))
+    return snapshot, df
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write one snapshot's customers (optionally some segments) to a file; exit code 0."""
+    from pyspark.sql import functions as F
+
+    from rfm_spark.io.exports import write_result
+
+    snapshot, df = snapshot_rows(args)
     if args.segment:
         df = df.filter(F.col("segment").isin(list(args.segment)))
     df = df.orderBy("customer_id")

@@ -311,3 +311,34 @@ def evaluation_table(ev: Any) -> str:
             f"sample ratio: p = {ev.srm_p_value:.3g} against the planned split ({verdict})"
         )
     return "\n".join(lines)
+
+
+def attribute_grid(
+    rows: Sequence[Any], *, share: bool = False
+) -> tuple[list[str], list[tuple[str, ...]], str]:
+    """RFM segment x attribute segment counts (or shares of each row), for :func:`format_table`.
+
+    Args:
+        rows: Collected rows of :func:`rfm_spark.attributes.crosstab`.
+        share: Each cell as a share of its RFM segment instead of a count.
+
+    Returns:
+        ``(headers, rows, align)``: segments by size, the largest first, with a total column
+        and row.
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame([(r["segment"], r["attribute"], r["customers"]) for r in rows],
+                         columns=["segment", "attribute", "customers"])  # fmt: skip
+    grid = frame.pivot_table(
+        index="segment", columns="attribute", values="customers", aggfunc="sum", fill_value=0
+    )
+    grid = grid.loc[grid.sum(axis=1).sort_values(ascending=False, kind="stable").index]
+    grid.loc["total"] = grid.sum()
+    out = []
+    for segment, cells in grid.iterrows():
+        total = int(cells.sum())
+        shown = [f"{v / total:.1%}" if share else f"{v:,}" for v in cells]
+        out.append((str(segment), *shown, f"{total:,}"))
+    headers = ["segment \\ attribute", *[str(c) for c in grid.columns], "customers"]
+    return headers, out, "l" + "r" * (len(grid.columns) + 1)

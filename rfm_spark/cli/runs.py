@@ -25,6 +25,7 @@ def segment_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "scoring.bins": args.bins,
         "scoring.partition_by": args.partition_by,
         "segments.scheme": args.scheme,
+        "segments.attributes": args.attributes,
         "output.backend": args.backend,
         "output.table": args.table,
         "output.idempotency_key": args.idempotency_key,
@@ -33,6 +34,7 @@ def segment_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Write the demo transactions, customers and products; exit code 0."""
+    from rfm_spark.datagen.effect import PlantedEffect
     from rfm_spark.io.demo_data import generate
     from rfm_spark.progress import Progress
 
@@ -62,6 +64,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             seed=demo.seed,
             partitions=args.partitions,
             force=args.force,
+            effect=PlantedEffect(**demo.effect.model_dump()) if demo.effect else None,
         )
     what = (
         f"{summary.transactions:,} transactions, {summary.customers:,} customers and "

@@ -88,6 +88,18 @@ _COUNTRIES: tuple[tuple[str, float, tuple[tuple[str, str], ...]], ...] = (
     ("IE", 0.02, (("Leinster", "Dublin"), ("Munster", "Cork"))),
 )
 _PLACES = [place for _, _, places in _COUNTRIES for place in places]
+# Interest tags (psychographic): (tag, chance at age 18, chance at age 90), linear in between;
+# each tag is drawn on its own, so a customer has none, one or several.
+_INTERESTS = (
+    ("outdoor", 0.25, 0.20),
+    ("tech", 0.40, 0.08),
+    ("fashion", 0.35, 0.10),
+    ("home_garden", 0.08, 0.45),
+    ("fitness", 0.35, 0.10),
+    ("travel", 0.20, 0.30),
+    ("food", 0.25, 0.25),
+    ("books", 0.12, 0.35),
+)
 
 
 def _new_window(period: P.Period) -> int:
@@ -192,6 +204,16 @@ def _preferred_channel(u: Column) -> Column:
     return F.when(u < p_app, "app").when(u < p_app + p_store, "store").otherwise("web")
 
 
+def _interests(draws: Draws) -> Column:
+    """The customer's interest tags in :data:`_INTERESTS` order (possibly empty)."""
+    t = (F.col("age") - 18) / 72.0
+    tags = [
+        F.when(draws.uniform(P.S_INTERESTS + i) < young + (old - young) * t, F.lit(tag))
+        for i, (tag, young, old) in enumerate(_INTERESTS)
+    ]
+    return F.filter(F.array(*tags), lambda tag: tag.isNotNull()).cast("array<string>")
+
+
 def _described(df: DataFrame, draws: Draws, customers: int, period: P.Period) -> DataFrame:
     """The public descriptive columns, the anchor day and the inputs of the order count."""
     p = F.col("_p")
@@ -213,6 +235,7 @@ def _described(df: DataFrame, draws: Draws, customers: int, period: P.Period) ->
             "city": element([city for _, city in _PLACES], city_idx),
             "signup_date": F.date_add(F.lit(period.start_date), F.col("_signup")),
             "preferred_channel": _preferred_channel(draws.uniform(P.S_CHANNEL)),
+            "interests": _interests(draws),
         }
     )
 
@@ -220,7 +243,8 @@ def _described(df: DataFrame, draws: Draws, customers: int, period: P.Period) ->
 def _order_count_and_consent(df: DataFrame, draws: Draws) -> DataFrame:
     """Extra orders (Poisson over the active days; none for one-time buyers) and opt-ins."""
     p = F.col("_p")
-    n_extra = poisson(F.col("_lam"), F.col("_u_poisson"), F.col("_z_poisson"), P.MAX_ORDERS)
+    # the last order number is kept for a planted order (rfm_spark.datagen.effect)
+    n_extra = poisson(F.col("_lam"), F.col("_u_poisson"), F.col("_z_poisson"), P.MAX_ORDERS - 1)
     push_rate = F.when(F.col("preferred_channel") == "app", 0.7).otherwise(0.2)
     return df.withColumns(
         {
@@ -267,7 +291,9 @@ def customers_df(
         :data:`PERSONAS`), ``age`` (int, 18-90), ``gender`` (string: female/male/other),
         ``country`` (string, ISO code, skewed sizes), ``region``, ``city`` (strings),
         ``signup_date`` (date), ``preferred_channel`` (string: web/app/store),
-        ``email_opt_in``, ``push_opt_in``, ``sms_opt_in`` (booleans).
+        ``email_opt_in``, ``push_opt_in``, ``sms_opt_in`` (booleans), ``interests`` (array of
+        strings: interest tags, more "tech" and "fitness" among the young, "home_garden" and
+        "books" among the old).
 
     Raises:
         UsageError: invalid sizes, date or seed.

@@ -55,6 +55,7 @@ S_RATE, S_SPEND, S_DROPOUT, S_RET_ONLY, S_ANCHOR, S_POISSON = 120, 130, 140, 150
 S_ORDER_DAY, S_ORDER_TIME, S_ORDER_CHANNEL, S_ITEMS, S_RETURN = 200, 210, 220, 230, 240
 S_RETURN_LINE, S_RETURN_DELAY, S_RETURN_QTY, S_RETURN_TIME = 250, 260, 270, 280
 S_LINE_PRICE, S_QTY, S_DISCOUNT, S_CATEGORY = 300, 310, 320, 330
+S_EFFECT, S_EFFECT_DAY, S_INTERESTS = 400, 410, 420
 
 # Column names and types of the transactions output (nullability aside).
 TRANSACTIONS_SCHEMA = T.StructType(
@@ -82,6 +83,7 @@ CUSTOMERS_COLUMNS = (
     "email_opt_in",
     "push_opt_in",
     "sms_opt_in",
+    "interests",
 )
 
 

@@ -19,6 +19,7 @@ from rfm_spark.datagen import params as P
 from rfm_spark.datagen.arguments import check_args, check_int
 from rfm_spark.datagen.customers import customer_base
 from rfm_spark.datagen.distributions import Draws, element, floor_int, geometric
+from rfm_spark.datagen.effect import PLANTED_ORDER, PlantedEffect, planted_orders
 from rfm_spark.datagen.formats import money, padded
 from rfm_spark.datagen.products import Catalogue
 
@@ -37,36 +38,36 @@ def default_partitions(spark: SparkSession, customers: int, days: int) -> int:
     return max(1, min(parallelism, math.ceil(customers / 1000)), by_size)
 
 
-def _orders(base: DataFrame, draws: Draws, customers: int) -> DataFrame:
+def _orders(base: DataFrame, draws: Draws, customers: int, planted: DataFrame | None) -> DataFrame:
     """One row per order ``_k`` of a customer: its day, hour, size and return draws.
 
     Order 0 is the anchor order (on day ``_anchor``), orders 1.._n_extra are spread uniformly
-    over the customer's active days.
+    over the customer's active days; a planted order (``planted``, see
+    :mod:`rfm_spark.datagen.effect`) falls on its ``_planted_day``.
     """
     anchor, n_extra = F.col("_anchor"), F.col("_n_extra")
     has_anchor = F.when(anchor.isNull(), 0).otherwise(1)
     numbers = F.when(
         n_extra + has_anchor > 0, F.sequence(F.when(anchor.isNull(), 1).otherwise(0), n_extra)
     ).otherwise(F.array().cast("array<int>"))
-    orders = base.select(
-        "_c",
-        "customer_id",
-        "_spend",
-        "_returns_only",
-        "_a",
-        "_b",
-        "_anchor",
-        "preferred_channel",
-        F.explode(numbers).alias("_k"),
-    )
+    kept = [
+        "_c", "customer_id", "_spend", "_returns_only", "_a", "_b", "_anchor", "preferred_channel"
+    ]  # fmt: skip
+    orders = base.select(*kept, F.explode(numbers).alias("_k"))
     a, b, k = F.col("_a"), F.col("_b"), F.col("_k")
     is_anchor = anchor.isNotNull() & (k == 0)
     spread_day = a + floor_int(draws.uniform(P.S_ORDER_DAY) * F.greatest(b - a, F.lit(1)))
+    day = F.when(is_anchor, anchor).otherwise(spread_day)
+    if planted is not None:
+        orders = orders.unionByName(
+            planted.select(*kept, "_k", "_planted_day"), allowMissingColumns=True
+        )
+        day = F.when(k == PLANTED_ORDER, F.col("_planted_day")).otherwise(day)
     return orders.withColumns(
         {
             "order_id": padded("O", (F.col("_c"), P.id_width(customers)), (k, 5)),
             "_forced_return": F.col("_returns_only") & is_anchor,
-            "_day": F.when(is_anchor, anchor).otherwise(spread_day),
+            "_day": day,
             # afternoon-peaked time of day
             "_hour": F.pmod(draws.normal(P.S_ORDER_TIME) * 4.5 + 13.5, F.lit(24.0)),
             "_u_channel": draws.uniform(P.S_ORDER_CHANNEL),
@@ -171,6 +172,7 @@ def transactions_df(
     seed: int = 42,
     products: int = 500,
     partitions: int | None = None,
+    effect: PlantedEffect | None = None,
 ) -> DataFrame:
     """The transactions (order lines and returns), lazily defined; no shuffle, nothing collected.
 
@@ -187,6 +189,7 @@ def transactions_df(
         products: size of the product catalogue (see :func:`products_df`).
         partitions: number of partitions (= output files); default: the default parallelism,
             more so that partitions hold about 2M rows.
+        effect: a campaign effect to plant (extra orders for its treatment arm), or None.
 
     Returns:
         One row per order line or return (:data:`TRANSACTIONS_SCHEMA`): ``customer_id``
@@ -207,8 +210,11 @@ def transactions_df(
     check_int("partitions", parts, 1, "--partitions")
     catalogue = Catalogue.of(products, seed)
     period = P.Period(days, end_date)
+    if effect is not None:
+        effect.check(period)
     draws = Draws(seed, ("_c", "_k"))
     base = customer_base(spark, customers=customers, period=period, seed=seed, partitions=parts)
-    orders = _timed_orders(_orders(base, draws, customers), draws, period)
+    planted = planted_orders(base, effect, seed, period) if effect else None
+    orders = _timed_orders(_orders(base, draws, customers, planted), draws, period)
     lines = _priced(_lines(orders, draws, period), draws, catalogue)
     return _output_columns(lines, catalogue)

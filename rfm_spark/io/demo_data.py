@@ -17,7 +17,8 @@ from pyspark.sql import SparkSession
 from rfm_spark import __version__
 from rfm_spark.datagen.arguments import check_args, check_int
 from rfm_spark.datagen.customers import customers_df
-from rfm_spark.datagen.params import DEFAULT_END_DATE
+from rfm_spark.datagen.effect import PlantedEffect
+from rfm_spark.datagen.params import CUSTOMERS_COLUMNS, DEFAULT_END_DATE
 from rfm_spark.datagen.products import products_df
 from rfm_spark.datagen.transactions import transactions_df
 from rfm_spark.io.files import HadoopFiles
@@ -61,6 +62,7 @@ def generate(
     products: int = 500,
     partitions: int | None = None,
     force: bool = False,
+    effect: PlantedEffect | None = None,
 ) -> GenerateSummary:
     """Write ``transactions``, ``customers`` and ``products`` as Parquet under ``out_dir``.
 
@@ -79,6 +81,8 @@ def generate(
         products: size of the product catalogue (>= 1).
         partitions: partitions (files) of the transactions; default sized for ~2M rows each.
         force: write even when the same data is already there.
+        effect: a campaign effect to plant in the transactions (see
+            :mod:`rfm_spark.datagen.effect`), or None.
 
     Returns:
         A :class:`GenerateSummary` with the row counts and the period.
@@ -99,6 +103,8 @@ def generate(
         "seed": seed,
         "products": products,
         "partitions": partitions,
+        "effect": {k: str(v) for k, v in asdict(effect).items()} if effect else None,
+        "customers_columns": list(CUSTOMERS_COLUMNS),
         "rfm_spark_version": __version__,
     }
     there = None if force else _already_there(files, root, wanted)
@@ -113,6 +119,7 @@ def generate(
         seed=seed,
         products=products,
         partitions=partitions,
+        effect=effect,
     ).write.mode("overwrite").parquet(f"{root}/transactions")
     customers_df(spark, customers=customers, days=days, end_date=end_date, seed=seed).write.mode(
         "overwrite"

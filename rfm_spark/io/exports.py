@@ -7,8 +7,11 @@ import shutil
 import uuid
 
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from rfm_spark.errors import TransitionError, TransitionUsageError
+from rfm_spark.sqltext import exact_col
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 
@@ -27,7 +30,8 @@ def write_result(df: DataFrame, path: str) -> None:
 
     Spark writes one part file (``coalesce(1)``, rows in ``df``'s order, nothing collected on
     the driver) into a temporary folder next to the target; that file is then moved into place
-    (replacing an existing file). CSV has a header row and RFC 4180 quoting (quotes doubled).
+    (replacing an existing file). CSV has a header row and RFC 4180 quoting (quotes doubled);
+    a map, array or struct column (``attribute_segments``) becomes its JSON text there.
 
     Args:
         df: Any DataFrame, e.g. :func:`rfm_spark.transitions.transition_matrix` or
@@ -46,7 +50,8 @@ def write_result(df: DataFrame, path: str) -> None:
     os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f".{os.path.basename(target)}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        writer = df.coalesce(1).write.mode("overwrite")
+        frame = _flat(df) if suffix == ".csv" else df
+        writer = frame.coalesce(1).write.mode("overwrite")
         uri = "file://" + tmp
         if suffix == ".csv":
             writer.option("header", True).option("quote", '"').option("escape", '"').csv(uri)
@@ -62,3 +67,16 @@ def write_result(df: DataFrame, path: str) -> None:
         os.replace(os.path.join(tmp, parts[0]), target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _flat(df: DataFrame) -> DataFrame:
+    """``df`` with its nested columns as JSON text, which CSV can hold."""
+    nested = (T.MapType, T.ArrayType, T.StructType)
+    return df.select(
+        *[
+            F.to_json(exact_col(f.name)).alias(f.name)
+            if isinstance(f.dataType, nested)
+            else exact_col(f.name)
+            for f in df.schema.fields
+        ]
+    )

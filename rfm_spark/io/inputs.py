@@ -234,7 +234,11 @@ def stream_transactions(
 
 
 def read_customer_attributes(
-    spark: SparkSession, settings: InputSettings, columns: list[str]
+    spark: SparkSession,
+    settings: InputSettings,
+    columns: list[str],
+    *,
+    needed_for: str = "scoring.partition_by",
 ) -> DataFrame:
     """Read ``customer_id`` and ``columns`` (e.g. ``country``) from the customers table.
 
@@ -243,8 +247,8 @@ def read_customer_attributes(
     """
     if not settings.customers_path:
         raise InputError(
-            f"scoring.partition_by {columns} needs customer attributes; set input.customers_path "
-            "to a customers table with customer_id and those columns"
+            f"{needed_for} needs customer columns {columns}; set input.customers_path "
+            "(--customers-input) to a customers table with customer_id and those columns"
         )
     df = _load(spark, settings.model_copy(update={"path": settings.customers_path}))
     missing = [c for c in ["customer_id", *columns] if c not in df.columns]

@@ -32,8 +32,12 @@ def check_layout(
     partition_column: str,
     have: Mapping[str, str],
     new: Mapping[str, str],
-) -> None:
+) -> list[str]:
     """Fail before committing when partitioning or column types differ from the table's.
+
+    New columns are the one difference allowed: a later version of the product adds a column
+    (``attribute_segments``) to a table an earlier one created, and the write adds it to the
+    table (older rows read null). A missing column or a changed type is refused.
 
     Args:
         root: Table path, for the message.
@@ -42,6 +46,9 @@ def check_layout(
         partition_column: The column this write partitions by.
         have: Table column name -> canonical type text.
         new: New data column name -> canonical type text.
+
+    Returns:
+        The columns the write adds to the table (empty when the schemas are equal).
     """
     parts = list(partition_columns)
     if parts != [partition_column]:
@@ -55,12 +62,12 @@ def check_layout(
     changed = [
         f"{n} (table {have[n]}, new {new[n]})" for n in have if n in new and have[n] != new[n]
     ]
-    if missing or extra or changed:
+    if missing or changed:
         problems = []
         if missing:
             problems.append(f"missing column(s): {', '.join(missing)}")
         if extra:
-            problems.append(f"unexpected column(s): {', '.join(extra)}")
+            problems.append(f"new column(s): {', '.join(extra)}")
         if changed:
             problems.append(f"type change(s): {'; '.join(changed)}")
         table_cols = ", ".join(f"{n} {t}" for n, t in have.items())
@@ -70,6 +77,7 @@ def check_layout(
             f"Fix: select and cast the DataFrame to the table schema ({table_cols}), or write "
             "to a new table."
         )
+    return extra
 
 
 def spark_fields(schema: T.StructType) -> dict[str, str]:

@@ -163,7 +163,7 @@ class SparkDeltaStore(StoreBase):
         user_metadata = encode_metadata(metadata, write_id, path, txn)
         predicate = _partition_predicate(df, partition_column, values)
         for attempt in range(1, CREATE_ATTEMPTS + 1):
-            exists = self._check_schema(df, path, partition_column)
+            exists, added = self._check_schema(df, path, partition_column)
             writer = (
                 df.write.format("delta")
                 .mode("overwrite")
@@ -173,6 +173,8 @@ class SparkDeltaStore(StoreBase):
                 .option("userMetadata", user_metadata)
                 .partitionBy(partition_column)
             )
+            if added:
+                writer = writer.option("mergeSchema", "true")  # only adds columns: checked
             if txn is not None:
                 writer = writer.option("txnAppId", txn.app_id).option("txnVersion", txn.version)
             for key, value in ({} if exists else table_properties or {}).items():
@@ -194,18 +196,21 @@ class SparkDeltaStore(StoreBase):
                 return commit.version
         return super().committed_version(path, write_id, txn)
 
-    def _check_schema(self, df: DataFrame, path: str, partition_column: str) -> bool:
-        """The checks and messages both backends give before any work; True if the table exists."""
+    def _check_schema(
+        self, df: DataFrame, path: str, partition_column: str
+    ) -> tuple[bool, list[str]]:
+        """The checks and messages both backends give before any work: whether the table
+        exists, and the columns the write adds to it."""
         new_fields = spark_fields(df.schema)
         reject_timestamp_ntz(new_fields, path)
         if not self.exists(path):
-            return False
+            return False, []
         from delta.tables import DeltaTable as SparkDeltaTable
 
         table = SparkDeltaTable.forPath(self.spark, path)  # one log load for all three checks
         detail = table.detail().select("partitionColumns").first()
         latest = table.history(1).select("version").first()
-        check_layout(
+        added = check_layout(
             path,
             int(latest[0]) if latest else 0,
             list(detail[0]) if detail else [],
@@ -213,7 +218,7 @@ class SparkDeltaStore(StoreBase):
             spark_fields(table.toDF().schema),
             new_fields,
         )
-        return True
+        return True, added
 
     # ---- maintenance -----------------------------------------------------------------------
 

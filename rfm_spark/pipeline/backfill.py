@@ -21,7 +21,6 @@ from rfm_spark.clustering import ClusterModel
 from rfm_spark.config import Config
 from rfm_spark.errors import ConfigError
 from rfm_spark.features import daily_aggregates, rfm_features_by_snapshot
-from rfm_spark.pipeline.output import segment_rows
 from rfm_spark.pipeline.quarantine import write_quarantine
 from rfm_spark.pipeline.results import BackfillResult, Reconciliation, SegmentResult
 from rfm_spark.pipeline.rows import (
@@ -38,6 +37,7 @@ from rfm_spark.pipeline.run import (
     commit_txn,
     current_model,
     model_metadata,
+    run_rows,
     start_run,
 )
 from rfm_spark.pipeline.windows import (
@@ -227,9 +227,7 @@ def _score(
     )
     with run.progress.step(f"planning {config.scoring.method} scores of every snapshot"):
         scored, info = score(features, by_snapshot, rows=sum(counts.values()))
-    out = segment_rows(
-        scored, config, run.scheme, snapshot_date=None, run_id=run.run_id, model=model
-    )
+    out = run_rows(run, scored, snapshot_date=None, model=model)
     out = _cache(cached, out)
     with run.progress.step("scoring and segmenting every snapshot"):
         out.count()

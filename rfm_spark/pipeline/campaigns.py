@@ -27,7 +27,7 @@ from rfm_spark.errors import TransitionUsageError, UsageError
 from rfm_spark.experiments import TREATMENT
 from rfm_spark.io.exports import write_result
 from rfm_spark.io.inputs import read_customer_attributes
-from rfm_spark.io.store import open_store
+from rfm_spark.io.store import TableStore, open_store
 from rfm_spark.progress import Progress
 from rfm_spark.schemas import AUDIENCES_PARTITION, AUDIENCES_SCHEMA, AUDIENCES_TABLE
 from rfm_spark.segments import load_scheme
@@ -80,11 +80,7 @@ def run_campaigns(
         for c in spec.campaigns
     ]
     path = config.table_path(AUDIENCES_TABLE)
-    reached = (
-        store.read(path).select("customer_id", F.col(AUDIENCES_PARTITION).alias("date"))
-        if store.exists(path)
-        else None
-    )
+    reached = _reached(store, path, spec, day)
     channel = F.create_map(*[F.lit(x) for c in spec.campaigns for x in (c.name, c.channel)])
     rows = allot(reduce(DataFrame.unionByName, per_campaign), spec.campaigns, day, reached)
     rows = rows.select(
@@ -114,6 +110,18 @@ def run_campaigns(
     return CampaignsResult(day, path, version, counts, files)
 
 
+def _reached(store: TableStore, path: str, spec: CampaignFile, day: dt.date) -> DataFrame | None:
+    """Earlier days' audiences as far back as the longest frequency cap reaches (partition
+    pruning on ``date``), or None when no campaign has a cap or the table does not exist."""
+    caps = [c.frequency_cap_days for c in spec.campaigns if c.frequency_cap_days]
+    if not caps or not store.exists(path):
+        return None
+    since = day - dt.timedelta(days=max(caps))
+    days = F.col(AUDIENCES_PARTITION)
+    recent = store.read(path).filter((days >= F.lit(since)) & (days < F.lit(day)))
+    return recent.select("customer_id", days.alias("date"))
+
+
 def _earlier(available: list[dt.date], day: dt.date, campaign: Campaign) -> dt.date | None:
     """The snapshot a move audience is measured from (None: none old enough)."""
     if not campaign.audience.is_move:
@@ -126,10 +134,13 @@ def _earlier(available: list[dt.date], day: dt.date, campaign: Campaign) -> dt.d
 
 def _customers(spark: SparkSession, config: Config, spec: CampaignFile) -> DataFrame | None:
     """The customers table's columns the campaigns filter on (None when none does)."""
-    columns = sorted({k for c in spec.campaigns for k in c.audience.attributes})
+    columns = sorted({k for c in spec.campaigns for k in c.customer_columns()})
     if not columns:
         return None
-    return read_customer_attributes(spark, config.input, columns)
+    users = [c.name for c in spec.campaigns if c.customer_columns()]
+    return read_customer_attributes(
+        spark, config.input, columns, needed_for=f"campaigns {users} (attributes, opt-ins)"
+    )
 
 
 def _contact_lists(

@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from rfm_spark.attributes import ATTRIBUTES_COLUMN, AttributeRules, assign_attributes
 from rfm_spark.clustering import ClusterModel, assign_clusters
 from rfm_spark.config import Config
 from rfm_spark.schemas import OUTPUT_SCHEMA, SNAPSHOT_COLUMN
 from rfm_spark.segments import Scheme, assign_segments
 from rfm_spark.sqltext import exact_col
+
+
+@dataclass(frozen=True)
+class AttributeInput:
+    """The attribute rules of a run and the customers table they read (None: not configured)."""
+
+    rules: AttributeRules
+    customers: DataFrame | None
 
 
 def to_output(
@@ -33,7 +43,8 @@ def to_output(
             tell which customers were ranked together.
 
     Returns:
-        The rows with cluster columns null (a model, if any, is applied afterwards).
+        The rows with cluster columns null (a model, if any, is applied afterwards), and
+        ``attribute_segments`` null unless ``df`` has it.
     """
     group = (
         F.concat_ws(
@@ -49,6 +60,8 @@ def to_output(
         "score_group": group,
         "run_id": F.lit(run_id),
     }
+    if ATTRIBUTES_COLUMN not in df.columns:
+        extra[ATTRIBUTES_COLUMN] = F.lit(None)
     return df.select(
         *[
             (extra[f.name] if f.name in extra else exact_col(f.name)).cast(f.dataType).alias(f.name)
@@ -65,8 +78,10 @@ def segment_rows(
     snapshot_date: dt.date | None,
     run_id: str,
     model: ClusterModel | None,
+    attributes: AttributeInput | None = None,
 ) -> DataFrame:
-    """Name the segments of scored rows and cluster them: the rows a run commits.
+    """Name the segments of scored rows, add the attribute segments and cluster them: the rows
+    a run commits.
 
     Args:
         scored: Rows with R, F and M scores.
@@ -75,12 +90,16 @@ def segment_rows(
         snapshot_date: As for :func:`to_output`.
         run_id: The run that made the rows.
         model: The cluster model, or None to leave the cluster columns null.
+        attributes: The attribute rules and customers, or None to leave them null.
 
     Returns:
         Rows in the ``customer_segments`` schema.
     """
+    named = assign_segments(scored, scheme=scheme)
+    if attributes is not None:
+        named = assign_attributes(named, attributes.rules, attributes.customers)
     out = to_output(
-        assign_segments(scored, scheme=scheme),
+        named,
         snapshot_date=snapshot_date,
         run_id=run_id,
         partition_by=list(config.scoring.partition_by),

@@ -30,7 +30,7 @@ from rfm_spark.segments import Scheme, load_scheme
 
 _COLUMNS = [
     "customer_id", "recency_days", "frequency", "monetary", "avg_order_value", "r_score",
-    "f_score", "m_score", "segment", "cluster_id", "cluster_name",
+    "f_score", "m_score", "segment", "cluster_id", "cluster_name", "attribute_segments",
 ]  # fmt: skip
 
 
@@ -131,6 +131,7 @@ def _gather(
     floor = agg.outlier_floor(spread["q1"], spread["q3"])
     above = agg.count_above(snap, floor).first() if floor is not None else None
     clusters = agg.cluster_profile(snap).toPandas()
+    attributes = agg.attribute_counts(snap).toPandas()
     run = _run(store, config.table_path(), snapshot_date)
     return ReportData(
         table=config.table_path(),
@@ -151,6 +152,7 @@ def _gather(
         if pair
         else None,
         clusters=clusters if len(clusters) else None,
+        attributes=attributes,
         quarantine=_quarantine(store, config, snapshot_date),
         score_ranges=agg.score_ranges(snap).toPandas(),
         run=run,

@@ -12,15 +12,17 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from rfm_spark import __version__
+from rfm_spark.attributes import AttributeRules, load_attribute_rules
 from rfm_spark.clustering import ClusterModel
 from rfm_spark.config import Config
 from rfm_spark.errors import ConfigError
 from rfm_spark.io.commits import Txn
 from rfm_spark.io.models import load_model
 from rfm_spark.io.store import TableStore
+from rfm_spark.pipeline.output import AttributeInput, segment_rows
 from rfm_spark.pipeline.results import Reconciliation
 from rfm_spark.progress import Progress
 from rfm_spark.scoring import ScoringInfo
@@ -43,6 +45,7 @@ class Run:
         scheme: The checked segment scheme.
         store: The table store of ``config.output.backend``.
         path: The ``customer_segments`` table.
+        attributes: The checked attribute rules (None: not configured).
     """
 
     spark: SparkSession
@@ -52,6 +55,7 @@ class Run:
     scheme: Scheme
     store: TableStore
     path: str
+    attributes: AttributeRules | None = None
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -89,9 +93,37 @@ def start_run(
     progress = progress or Progress(name)
     run_id = run_id or new_run_id()
     scheme = check_scheme(config)
+    rules = config.segments.attributes
+    attributes = load_attribute_rules(rules) if rules else None
     check_time_zone(spark, config.features.time_zone)
     store = open_store(spark, config.output.backend)
-    return Run(spark, config, progress, run_id, scheme, store, config.table_path())
+    path = config.table_path()
+    return Run(spark, config, progress, run_id, scheme, store, path, attributes)
+
+
+def attribute_input(run: Run) -> AttributeInput | None:
+    """The run's attribute rules and the customers columns they read (None: no rules).
+
+    Without a customers table the dimensions that need one stay out of every row's map.
+    """
+    from rfm_spark.io.inputs import read_customer_attributes
+
+    rules = run.attributes
+    if rules is None:
+        return None
+    columns = rules.customer_columns()
+    if not columns:
+        return AttributeInput(rules, None)
+    if not run.config.input.customers_path:
+        run.progress.info(
+            f"no customers table: attribute dimensions on {', '.join(columns)} stay empty "
+            "(set input.customers_path or --customers-input)"
+        )
+        return AttributeInput(rules, None)
+    customers = read_customer_attributes(
+        run.spark, run.config.input, columns, needed_for=f"attribute rules {rules.name!r}"
+    )
+    return AttributeInput(rules, customers)
 
 
 def check_scheme(config: Config) -> Scheme:
@@ -169,3 +201,23 @@ def commit_metadata(
 def model_metadata(model: ClusterModel | None) -> dict[str, str]:
     """The metadata naming the cluster model a commit used (none without a model)."""
     return {"cluster_model_version": str(model.version)} if model is not None else {}
+
+
+def run_rows(
+    run: Run,
+    scored: DataFrame,
+    *,
+    snapshot_date: dt.date | None,
+    model: ClusterModel | None,
+) -> DataFrame:
+    """The ``customer_segments`` rows of scored rows under the run's scheme, attribute rules
+    and id (:func:`rfm_spark.pipeline.output.segment_rows`)."""
+    return segment_rows(
+        scored,
+        run.config,
+        run.scheme,
+        snapshot_date=snapshot_date,
+        run_id=run.run_id,
+        model=model,
+        attributes=attribute_input(run),
+    )

@@ -16,7 +16,6 @@ from rfm_spark.clustering import ClusterModel
 from rfm_spark.config import Config
 from rfm_spark.io.commits import Txn
 from rfm_spark.pipeline.incremental import Window, activity_features, ingest
-from rfm_spark.pipeline.output import segment_rows
 from rfm_spark.pipeline.quarantine import write_quarantine
 from rfm_spark.pipeline.results import Reconciliation, SegmentResult, summary_of
 from rfm_spark.pipeline.rows import (
@@ -32,6 +31,7 @@ from rfm_spark.pipeline.run import (
     commit_txn,
     current_model,
     model_metadata,
+    run_rows,
     start_run,
 )
 from rfm_spark.progress import Progress
@@ -212,9 +212,7 @@ def _commit(
     config = run.config
     with run.progress.step(f"planning {config.scoring.method} scores"):
         scored, info = score(features, config.scoring, rows=customers)
-        out = segment_rows(
-            scored, config, run.scheme, snapshot_date=snapshot_date, run_id=run.run_id, model=model
-        )
+        out = run_rows(run, scored, snapshot_date=snapshot_date, model=model)
     metadata = commit_metadata(
         run,
         snapshot_date=snapshot_date,

@@ -179,6 +179,21 @@ def cluster_profile(snapshot: DataFrame) -> DataFrame:
     )
 
 
+def attribute_counts(snapshot: DataFrame) -> DataFrame:
+    """Customers per attribute dimension, attribute segment and RFM segment (one aggregation
+    for every dimension: the map's entries exploded).
+
+    Returns:
+        ``dimension``, ``attribute``, ``segment``, ``customers``.
+    """
+    entries = snapshot.select(
+        "segment", F.explode(F.col("attribute_segments")).alias("dimension", "attribute")
+    )
+    return entries.groupBy("dimension", "attribute", "segment").agg(
+        F.count(F.lit(1)).alias("customers")
+    )
+
+
 def quarantine_reasons(quarantine: DataFrame, snapshot_date: dt.date) -> DataFrame:
     """Quarantined rows per reason in the snapshot's partition of the quarantine table.
 

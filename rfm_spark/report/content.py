@@ -53,6 +53,8 @@ class ReportData:
         outlier_total: ``outliers`` (all of them) and their ``revenue``.
         transitions: The matrix against ``earlier`` (None without one).
         clusters: Cluster profiles (None without clusters).
+        attributes: ``dimension``, ``attribute``, ``segment``, ``customers`` (empty without
+            attribute segments).
         quarantine: ``reason``, ``rows`` of the snapshot's quarantine partition.
         score_ranges: ``axis``, ``score``, ``customers``, ``low``, ``high``.
         run: The decoded metadata of the commit that wrote the snapshot.
@@ -74,6 +76,7 @@ class ReportData:
     outlier_total: dict[str, float]
     transitions: pd.DataFrame | None
     clusters: pd.DataFrame | None
+    attributes: pd.DataFrame
     quarantine: pd.DataFrame
     score_ranges: pd.DataFrame
     run: dict[str, Any] = field(default_factory=dict)
@@ -151,3 +154,25 @@ def biggest_changes(rows: list[dict[str, Any]], limit: int = 3) -> list[str]:
         pct = f" ({r['change'] / before:+.0%})" if before else ""
         out.append(f"{r['name']}: {before:,} -> {r['customers']:,} customers{pct}")
     return out
+
+
+def attribute_grids(data: ReportData) -> list[dict[str, Any]]:
+    """One grid per attribute dimension: RFM segments (scheme order) by attribute segments
+    (by name), each cell's customers and share of its RFM segment."""
+    grids = []
+    for dimension, part in data.attributes.groupby("dimension", sort=True):
+        cells = {(r["segment"], r["attribute"]): int(r["customers"]) for _, r in part.iterrows()}
+        columns = sorted({a for _, a in cells})  # by name: bands such as 18-24, 25-34 in order
+        present = {s for s, _ in cells}
+        order = [s for s in data.scheme_segments if s in present]
+        order += sorted(present - set(order))
+        rows = []
+        for segment in order:
+            counts = [cells.get((segment, c), 0) for c in columns]
+            total = sum(counts)
+            shares = [n / total if total else 0.0 for n in counts]
+            rows.append({"segment": segment, "cells": list(zip(counts, shares, strict=True)),
+                         "total": total})  # fmt: skip
+        grids.append({"dimension": str(dimension), "columns": columns,
+                      "rows": rows})  # fmt: skip
+    return grids

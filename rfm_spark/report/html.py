@@ -13,6 +13,7 @@ from rfm_spark.report.aggregates import OUTLIER_IQRS
 from rfm_spark.report.content import (
     SMALL_SHARE,
     ReportData,
+    attribute_grids,
     biggest_changes,
     largest_moves,
     segment_table,
@@ -160,6 +161,7 @@ def render(data: ReportData, *, days: int) -> str:
         "clusters": data.clusters.sort_values("cluster_id").to_dict("records")
         if data.clusters is not None
         else [],
+        "attribute_grids": attribute_grids(data),
         "outlier_floor": data.outlier_floor,
         "outlier_count": int(data.outlier_total.get("outliers", 0)),
         "outlier_revenue": float(data.outlier_total.get("revenue") or 0.0),

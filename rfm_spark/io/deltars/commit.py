@@ -25,7 +25,7 @@ from deltalake.transaction import (
 
 from rfm_spark.errors import ConcurrentWriteError, TableError
 from rfm_spark.io.commits import TXN_KEY, Txn, decode_metadata
-from rfm_spark.io.deltars.schema import check_table
+from rfm_spark.io.deltars.schema import check_table, with_added_columns
 from rfm_spark.io.deltars.staging import data_files, partition_text
 
 log = logging.getLogger(__name__)
@@ -118,12 +118,12 @@ def commit_files(
         table.update_incremental()
         if txn_done(table, txn):
             return find_version(root, write_id, txn), False
-        check_table(table, schema, partition_column, root)
+        added = check_table(table, schema, partition_column, root)
         try:
             table.create_write_transaction(
                 tx_actions,
                 mode="overwrite",
-                schema=table.schema(),
+                schema=with_added_columns(table, schema, added),
                 partition_by=[partition_column],
                 partition_filters=filters,
                 commit_properties=props,

@@ -50,9 +50,12 @@ def to_delta_schema(schema: pa.Schema, root: str) -> DeltaSchema:
     return delta_schema
 
 
-def check_table(table: DeltaTable, schema: DeltaSchema, partition_column: str, root: str) -> None:
-    """:func:`check_layout` of a ``deltalake`` table against the new data's Delta schema."""
-    check_layout(
+def check_table(
+    table: DeltaTable, schema: DeltaSchema, partition_column: str, root: str
+) -> list[str]:
+    """:func:`check_layout` of a ``deltalake`` table against the new data's Delta schema: the
+    columns the write adds."""
+    return check_layout(
         root,
         int(table.version()),
         table.metadata().partition_columns,
@@ -93,3 +96,13 @@ def files_schema(
         for name in df_schema.names
     ]
     return pa.schema([nullable_field(f) for f in fields])
+
+
+def with_added_columns(table: DeltaTable, schema: DeltaSchema, added: list[str]) -> DeltaSchema:
+    """The table's schema with the ``added`` fields of ``schema`` at its end."""
+    if not added:
+        return table.schema()
+    have = json.loads(table.schema().to_json())
+    new = {f["name"]: f for f in json.loads(schema.to_json())["fields"]}
+    have["fields"] += [new[name] for name in added]
+    return DeltaSchema.from_json(json.dumps(have))
