@@ -103,6 +103,27 @@ AUDIENCES_SCHEMA = T.StructType(
     ]
 )
 
+CLV_TABLE = "customer_clv"
+
+# The customer_clv table (`rfm-spark clv score`): one row per customer and snapshot.
+CLV_SCHEMA = T.StructType(
+    [
+        T.StructField("customer_id", T.StringType()),
+        T.StructField(SNAPSHOT_COLUMN, T.DateType()),
+        T.StructField("frequency", T.LongType()),
+        T.StructField("recency", T.DoubleType()),
+        T.StructField("T", T.DoubleType()),
+        T.StructField("monetary_value", T.DoubleType()),
+        T.StructField("p_alive", T.DoubleType()),
+        T.StructField("expected_purchases", T.DoubleType()),
+        T.StructField("expected_spend", T.DoubleType()),
+        T.StructField("clv", T.DoubleType()),
+        T.StructField("horizon_days", T.IntegerType()),
+        T.StructField("fit_version", T.IntegerType()),
+        T.StructField("run_id", T.StringType()),
+    ]
+)
+
 # `rfm-spark history`: one row per commit, newest first.
 HISTORY_COLUMNS = (
     "version",

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,10 @@ def build_spark(
     master = settings.master or conf.get("spark.master") or "local[*]"
     local = not submitted and master.startswith("local")
     conf = delta_conf(conf, submitted=submitted, s3=s3, local=local)
+    if local:
+        # Python workers (the CLV fit's numpy sums) run the driver's interpreter, whose
+        # environment has numpy, pandas and scipy, not whatever 'python3' is on the PATH
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for k, v in conf.items():
         builder = builder.config(k, v)
     return builder.getOrCreate()

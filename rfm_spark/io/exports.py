@@ -80,3 +80,13 @@ def _flat(df: DataFrame) -> DataFrame:
             for f in df.schema.fields
         ]
     )
+
+
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` to a local file (parent folders created), replacing it atomically."""
+    target = os.path.abspath(os.path.expanduser(path))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = f"{target}.{uuid.uuid4().hex[:12]}.tmp"
+    with open(tmp, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(tmp, target)
