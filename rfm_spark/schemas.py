@@ -124,6 +124,20 @@ CLV_SCHEMA = T.StructType(
     ]
 )
 
+CHURN_TABLE = "customer_churn"
+
+# The customer_churn table (`rfm-spark churn score`): one row per customer and snapshot.
+CHURN_SCHEMA = T.StructType(
+    [
+        T.StructField("customer_id", T.StringType()),
+        T.StructField(SNAPSHOT_COLUMN, T.DateType()),
+        T.StructField("churn_probability", T.DoubleType()),
+        T.StructField("churn_risk", T.StringType()),
+        T.StructField("model_version", T.IntegerType()),
+        T.StructField("run_id", T.StringType()),
+    ]
+)
+
 # `rfm-spark history`: one row per commit, newest first.
 HISTORY_COLUMNS = (
     "version",

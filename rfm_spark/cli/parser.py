@@ -12,6 +12,7 @@ from typing import Any
 
 from rfm_spark import __version__
 from rfm_spark.cli.campaigns import add_campaigns
+from rfm_spark.cli.churn import add_churn
 from rfm_spark.cli.clv import add_clv
 from rfm_spark.cli.crosstab import add_crosstab
 from rfm_spark.cli.maintenance import cmd_optimize, cmd_vacuum
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_campaigns,
         _add_train,
         add_clv,
+        add_churn,
         _add_vacuum,
         _add_optimize,
     ):

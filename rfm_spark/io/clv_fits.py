@@ -19,12 +19,7 @@ def save_fit(spark: SparkSession, warehouse: str, record: dict[str, Any]) -> str
     """Write ``record`` as the next version's ``fit.json`` and make it current; its path."""
     files = HadoopFiles(spark)
     root = join(warehouse, FITS_DIR)
-    versions = [
-        int(name[1:])
-        for name, folder in (files.children(root) if files.exists(root) else [])
-        if folder and name.startswith("v") and name[1:].isdigit()
-    ]
-    version = max(versions, default=0) + 1
+    version = max(files.versions(root), default=0) + 1
     path = f"{root}/v{version}/fit.json"
     files.write(path, json.dumps({**record, "version": version}, indent=2) + "\n")
     files.write(f"{root}/CURRENT", f"{version}\n")

@@ -89,6 +89,15 @@ class HadoopFiles:
             return []
         return [(str(s.getPath().getName()), bool(s.isDirectory())) for s in fs.listStatus(p)]
 
+    def versions(self, root: str) -> list[int]:
+        """The numbered versions saved under ``root`` (its folders ``v1``, ``v2``, ...), in
+        order: how models and fits are kept under the warehouse."""
+        return sorted(
+            int(name[1:])
+            for name, folder in self.children(root)
+            if folder and name.startswith("v") and name[1:].isdigit()
+        )
+
     def data_files(self, folder: str) -> dict[str, int]:
         """The files under ``folder`` (full location -> modification time in ms), without the
         hidden ones Spark's readers skip (see :func:`_hidden`)."""

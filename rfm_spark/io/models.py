@@ -28,18 +28,6 @@ __all__ = ["MODELS_DIR", "load_model", "save_model"]
 MODELS_DIR = "models/rfm_clusters"
 
 
-class _Files(HadoopFiles):
-    """The model files, and the versions saved under a root."""
-
-    def versions(self, root: str) -> list[int]:
-        """The model versions under ``root``: its folders ``v1``, ``v2``, ... in order."""
-        return sorted(
-            int(name[1:])
-            for name, folder in self.children(root)
-            if folder and name.startswith("v") and name[1:].isdigit()
-        )
-
-
 def _root(warehouse: str) -> str:
     return join(warehouse, MODELS_DIR)
 
@@ -98,7 +86,7 @@ def save_model(
     assert isinstance(model, ClusterModel)
     if model.pipeline is None:
         raise ModelError("the model has no fitted pipeline to save")
-    files = _Files(spark or SparkSession.active())
+    files = HadoopFiles(spark or SparkSession.active())
     root = _root(warehouse)
     version = max(files.versions(root), default=0) + 1
     path = f"{root}/v{version}"
@@ -116,7 +104,7 @@ def save_model(
     return saved
 
 
-def _current_version(files: _Files, root: str) -> int | None:
+def _current_version(files: HadoopFiles, root: str) -> int | None:
     """The version ``CURRENT`` names, or None when no model was ever saved."""
     current = f"{root}/CURRENT"
     if not files.exists(current):
@@ -130,7 +118,7 @@ def _current_version(files: _Files, root: str) -> int | None:
     return int(text)
 
 
-def _read_metadata(files: _Files, root: str, version: int) -> ClusterModel:
+def _read_metadata(files: HadoopFiles, root: str, version: int) -> ClusterModel:
     """The model described by version ``version``'s metadata, without its pipeline."""
     path = f"{root}/v{version}"
     meta_path = f"{path}/metadata.json"
@@ -165,7 +153,7 @@ def load_model(
     Raises:
         ModelError: ``CURRENT`` or the metadata is unreadable, or ``version`` does not exist.
     """
-    files = _Files(spark)
+    files = HadoopFiles(spark)
     root = _root(warehouse)
     if version is None:
         version = _current_version(files, root)
