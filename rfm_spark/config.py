@@ -100,6 +100,7 @@ class InputSettings(_Model):
     columns: ColumnMapping = Field(default_factory=ColumnMapping)
     csv: CsvOptions = Field(default_factory=CsvOptions)
     customers_path: str | None = None
+    products_path: str | None = None  # product_id and category, for recommendation segments
     customer_id_type: Literal["string", "integer"] = "string"
     returns: ReturnMarker = Field(default_factory=ReturnMarker)
 

@@ -138,6 +138,22 @@ CHURN_SCHEMA = T.StructType(
     ]
 )
 
+RECOMMENDATIONS_TABLE = "customer_recommendations"
+
+# The customer_recommendations table (`rfm-spark recommend`): a customer's top products.
+RECOMMENDATIONS_SCHEMA = T.StructType(
+    [
+        T.StructField("customer_id", T.StringType()),
+        T.StructField(SNAPSHOT_COLUMN, T.DateType()),
+        T.StructField("rank", T.IntegerType()),
+        T.StructField("product_id", T.StringType()),
+        T.StructField("score", T.DoubleType()),
+        T.StructField("category", T.StringType()),
+        T.StructField("recommended_category", T.StringType()),
+        T.StructField("run_id", T.StringType()),
+    ]
+)
+
 # `rfm-spark history`: one row per commit, newest first.
 HISTORY_COLUMNS = (
     "version",

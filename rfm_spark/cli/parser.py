@@ -24,6 +24,7 @@ from rfm_spark.cli.options import (
     time_travel_options,
 )
 from rfm_spark.cli.reads import cmd_export, cmd_history, cmd_report, cmd_transitions
+from rfm_spark.cli.recommend import add_recommend
 from rfm_spark.cli.runs import cmd_backfill, cmd_generate, cmd_segment
 from rfm_spark.cli.training import cmd_train
 
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_train,
         add_clv,
         add_churn,
+        add_recommend,
         _add_vacuum,
         _add_optimize,
     ):

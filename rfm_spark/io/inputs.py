@@ -260,3 +260,21 @@ def read_customer_attributes(
         F.trim(F.col("customer_id").cast("string")).alias("customer_id"),
         *[F.col(quote(c)).alias(c) for c in columns],
     ).dropDuplicates(["customer_id"])
+
+
+def read_products(spark: SparkSession, settings: InputSettings) -> DataFrame | None:
+    """``product_id`` and ``category`` of the products table (None when none is configured).
+
+    Raises:
+        InputError: The table lacks one of the two columns.
+    """
+    if not settings.products_path:
+        return None
+    df = _load(spark, settings.model_copy(update={"path": settings.products_path}))
+    missing = [c for c in ("product_id", "category") if c not in df.columns]
+    if missing:
+        raise MissingColumnsError(f"products table {settings.products_path!r}", missing, df.columns)
+    return df.select(
+        F.col("product_id").cast("string").alias("product_id"),
+        F.col("category").cast("string").alias("category"),
+    ).dropDuplicates(["product_id"])
