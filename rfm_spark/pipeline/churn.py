@@ -10,7 +10,7 @@ nor choice) is what the run reports.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pyspark import StorageLevel
@@ -46,7 +46,6 @@ class ChurnTraining:
     importances: dict[str, float]
     version: int = 0
     path: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def daily_before(spark: SparkSession, config: Config, start: dt.date, end: dt.date) -> DataFrame:
