@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from rfm_spark.campaigns.audience import allot, wanted
 from rfm_spark.campaigns.spec import Campaign
@@ -100,3 +101,19 @@ def test_one_campaign_a_day_first_in_the_file_and_the_frequency_cap(
     assert got == {"c3": "first", "c4": "first", "c6": "first"}
     got = {r["customer_id"]: r["campaign"] for r in allot(both, [second, first], DAY).collect()}
     assert got == {"c1": "first", "c3": "second", "c4": "second", "c6": "second"}
+
+
+def test_attribute_segments_narrow_the_audience(spark: SparkSession, segments: DataFrame) -> None:
+    markets = {"c1": "dach", "c3": "france", "c6": "dach"}  # c4 has no market
+    tagged = segments.withColumn(
+        "attribute_segments",
+        F.when(F.col("customer_id") == "c1", F.create_map(F.lit("market"), F.lit(markets["c1"])))
+        .when(F.col("customer_id") == "c3", F.create_map(F.lit("market"), F.lit(markets["c3"])))
+        .when(F.col("customer_id") == "c6", F.create_map(F.lit("market"), F.lit(markets["c6"]))),
+    )
+    dach = campaign(segment="at_risk", attribute_segments={"market": ["dach"]})
+    assert ids(wanted(tagged, dach, DAY)) == ["c1", "c6"]
+    movers = campaign(moved_to="at_risk", attribute_segments={"market": ["france", "dach"]})
+    assert ids(wanted(tagged, movers, DAY, earlier=BEFORE)) == ["c1", "c3", "c6"]
+    nobody = campaign(segment="at_risk", attribute_segments={"age_band": ["65+"]})
+    assert ids(wanted(tagged, nobody, DAY)) == []

@@ -1,7 +1,7 @@
 """A day's campaign audiences from ``customer_segments``: plain DataFrame transforms, no action.
 
 :func:`wanted` lists the customers one campaign wants on a day (its segment, its move, its
-cluster and attribute filters, and the channel's opt-in) with their A/B arm: customers who
+cluster, customer attributes and attribute segments, and the channel's opt-in) with their A/B arm: customers who
 cannot be reached are left out before the split, so that both arms are reachable; :func:`allot` then gives each customer to at
 most one campaign that day, the first in the file, and leaves out customers any campaign
 reached within a campaign's frequency cap. Arms come from :func:`rfm_spark.experiments.arm`,
@@ -61,6 +61,9 @@ def wanted(
     if a.cluster is not None:
         by_id = isinstance(a.cluster, int)
         base = base.filter(F.col("cluster_id" if by_id else "cluster_name") == F.lit(a.cluster))
+    for dimension, wanted_segments in a.attribute_segments.items():
+        value = F.element_at(F.col("attribute_segments"), F.lit(dimension))
+        base = base.filter(value.isin(wanted_segments))
     if campaign.customer_columns():
         base = base.join(_reachable(customers, campaign), on="customer_id", how="left_semi")
     return base.select(

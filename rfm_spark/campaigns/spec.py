@@ -42,14 +42,16 @@ class _Model(BaseModel):
 class Audience(_Model):
     """Who a campaign reaches on a day: customers now in ``segment``, or who moved from
     ``moved_from`` (any segment when absent) to ``moved_to`` (any other when absent) within
-    ``within_days``; narrowed by customer ``attributes`` (column -> accepted values) and by a
-    k-means ``cluster`` (its id or name)."""
+    ``within_days``; narrowed by customer ``attributes`` (customers-table column -> accepted
+    values), by ``attribute_segments`` (dimension -> accepted segments, read from the snapshot's
+    ``attribute_segments``) and by a k-means ``cluster`` (its id or name)."""
 
     segment: str | None = None
     moved_from: str | None = None
     moved_to: str | None = None
     within_days: int = Field(default=14, ge=1, le=3650)
     attributes: dict[str, list[str]] = Field(default_factory=dict)
+    attribute_segments: dict[str, list[str]] = Field(default_factory=dict)
     cluster: int | str | None = None
 
     @property
@@ -65,7 +67,7 @@ class Audience(_Model):
             )
         if self.segment is None and not self.is_move and self.cluster is None:
             raise ValueError("needs a segment, a move (moved_from/moved_to) or a cluster")
-        empty = [k for k, v in self.attributes.items() if not v]
+        empty = [k for k, v in {**self.attributes, **self.attribute_segments}.items() if not v]
         if empty:
             raise ValueError(f"attributes {empty} list no accepted values")
         return self
