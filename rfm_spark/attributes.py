@@ -30,6 +30,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from rfm_spark.behaviour import BEHAVIOUR_COLUMNS
 from rfm_spark.config import format_error, read_mapping
 from rfm_spark.errors import ConfigError
 from rfm_spark.sqltext import exact_col
@@ -93,8 +94,14 @@ class AttributeRules(BaseModel):
         return v
 
     def customer_columns(self) -> list[str]:
-        """The customers-table columns the rules read (sorted, without snapshot features)."""
-        return sorted({d.column for d in self.dimensions.values()} - set(SNAPSHOT_FEATURES))
+        """The customers-table columns the rules read (sorted; not the snapshot's features or
+        the behaviour columns)."""
+        others = set(SNAPSHOT_FEATURES) | set(BEHAVIOUR_COLUMNS)
+        return sorted({d.column for d in self.dimensions.values()} - others)
+
+    def behaviour_columns(self) -> list[str]:
+        """The :data:`~rfm_spark.behaviour.BEHAVIOUR_COLUMNS` the rules read (sorted)."""
+        return sorted({d.column for d in self.dimensions.values()} & set(BEHAVIOUR_COLUMNS))
 
 
 def load_attribute_rules(name_or_path: str) -> AttributeRules:
@@ -139,28 +146,35 @@ def _segment_of(dim: Dimension, value: Column, is_array: bool) -> Column:
 
 
 def assign_attributes(
-    rows: DataFrame, rules: AttributeRules, customers: DataFrame | None
+    rows: DataFrame,
+    rules: AttributeRules,
+    customers: DataFrame | None,
+    behaviour: DataFrame | None = None,
 ) -> DataFrame:
-    """Add :data:`ATTRIBUTES_COLUMN` to snapshot rows (a left join with ``customers``).
+    """Set :data:`ATTRIBUTES_COLUMN` of snapshot rows (left joins with the sources).
 
     Args:
-        rows: Snapshot rows with ``customer_id`` and the features.
+        rows: Snapshot rows with ``customer_id`` (and ``snapshot_date``) and the features.
         rules: The attribute rules.
         customers: ``customer_id`` and :meth:`AttributeRules.customer_columns`, one row per
             customer; None leaves the dimensions that need it out of every map.
+        behaviour: ``customer_id``, ``snapshot_date`` and
+            :meth:`AttributeRules.behaviour_columns` (:mod:`rfm_spark.behaviour`), or None.
 
     Raises:
-        ConfigError: A rule reads a column that neither the snapshot nor ``customers`` has.
+        ConfigError: A rule reads a column that neither the snapshot nor a source has.
     """
     have = set(rows.columns)
-    if customers is not None:
-        extra = [c for c in customers.columns if c != "customer_id" and c not in have]
-        rows = rows.join(customers.select("customer_id", *extra), on="customer_id", how="left")
+    sources = [(customers, ["customer_id"]), (behaviour, ["customer_id", "snapshot_date"])]
+    for source, keys in sources:
+        if source is not None:
+            extra = [c for c in source.columns if c not in keys and c not in have]
+            rows = rows.join(source.select(*keys, *extra), on=keys, how="left")
     types = {f.name: f.dataType for f in rows.schema.fields}
     entries = []
     for key, dim in rules.dimensions.items():
         if dim.column not in types:
-            if customers is None and dim.column not in SNAPSHOT_FEATURES:
+            if customers is None and dim.column in rules.customer_columns():
                 continue  # no customers table: that dimension stays out
             raise ConfigError(
                 f"attribute rules {rules.name!r}, dimension {key!r}: no column {dim.column!r} "

@@ -209,3 +209,98 @@ def test_crosstab_counts_none_for_missing_dimensions(spark: SparkSession) -> Non
         (r["segment"], r["attribute"]): r["customers"] for r in crosstab(rows, "market").collect()
     }
     assert got == {("champions", "dach"): 1, ("champions", "(none)"): 1, ("lost", "(none)"): 1}
+
+
+def test_behaviour_on_hand_worked_rows(spark: SparkSession) -> None:
+    from rfm_spark.behaviour import behaviour
+
+    row = "struct<channel:string,product_id:string>"
+    rows = spark.createDataFrame(
+        [("a", 10.0, ("web", "p1")), ("a", 20.0, ("app", "p2")), ("a", 5.0, ("app", "p3")),
+         ("a", -6.0, ("web", "p2")), ("b", 8.0, ("store", "p1")), ("c", -3.0, ("web", "p1"))],
+        f"customer_id string, amount double, _row {row}",
+    )  # fmt: skip
+    products = spark.createDataFrame(
+        [("p1", "garden"), ("p2", "kitchen"), ("p3", "garden")],
+        "product_id string, category string",
+    )
+    wanted = ["order_channel", "top_category", "category_count", "return_share"]
+    got = {r["customer_id"]: r.asDict() for r in behaviour(rows, wanted, products).collect()}
+    # purchases only for channel and category; returns against the gross spend
+    assert got["a"] == {"customer_id": "a", "order_channel": "app", "top_category": "garden",
+                        "category_count": 2.0, "return_share": pytest.approx(6 / 35)}  # fmt: skip
+    assert got["b"]["return_share"] == 0.0 and got["b"]["order_channel"] == "store"
+    assert got["c"]["return_share"] is None and got["c"]["order_channel"] is None  # only returns
+
+
+BEHAVIOUR_RULES = """\
+name: behaviour
+dimensions:
+  channel: {column: order_channel}
+  category: {column: top_category}
+  breadth: {column: category_count, bands: {narrow: 1, broad: 3}}
+  returner: {column: return_share, bands: {keeper: 0, returner: 0.05}}
+"""
+
+
+def expected_behaviour(demo: Path, snapshot: dt.date) -> pd.DataFrame:
+    """BEHAVIOUR_RULES written again with pandas over the raw rows of the snapshot's window."""
+    tx = pd.read_parquet(demo / "transactions")
+    tx["day"] = pd.to_datetime(tx["order_ts"], utc=True).dt.date
+    tx = tx[(tx["day"] < snapshot) & (tx["day"] >= snapshot - dt.timedelta(days=365))]
+    tx = tx.assign(amount=tx["amount"].astype(float))
+    tx = tx.join(
+        pd.read_parquet(demo / "products").set_index("product_id")["category"], on="product_id"
+    )
+    buys = tx[tx["amount"] > 0]
+
+    def most(column: str) -> pd.Series:
+        n = buys.groupby(["customer_id", column]).size().rename("n").reset_index()
+        n = n.sort_values(["customer_id", "n", column], ascending=[True, False, True])
+        return n.drop_duplicates("customer_id").set_index("customer_id")[column]
+
+    want = pd.DataFrame({"channel": most("channel"), "category": most("category")})
+    breadth = buys.groupby("customer_id")["category"].nunique()
+    want["breadth"] = breadth.map(lambda n: "broad" if n >= 3 else "narrow")
+    share = tx[tx["amount"] < 0].groupby("customer_id")["amount"].sum().abs().reindex(
+        want.index, fill_value=0.0) / buys.groupby("customer_id")["amount"].sum()  # fmt: skip
+    want["returner"] = share.map(lambda s: "returner" if s >= 0.05 else "keeper")
+    return want
+
+
+def test_behaviour_segments_equal_pandas_in_segment_and_backfill_runs(
+    demo: Path, tmp_path: Path
+) -> None:
+    rules = rules_file(tmp_path, BEHAVIOUR_RULES)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"input:\n  products_path: {demo / 'products'}\n")
+    common = ["--input", str(demo / "transactions"), "--attributes", rules, "--config", str(config)]
+    earlier = SNAPSHOT - dt.timedelta(days=14)
+    runs = {
+        "segment": ["segment", "--snapshot-date", str(SNAPSHOT)],
+        "backfill": [
+            "backfill",
+            "--start",
+            str(earlier),
+            "--end",
+            str(SNAPSHOT),
+            "--step-days",
+            "14",
+        ],
+    }
+    for name, command in runs.items():
+        wh = ["--warehouse", str(tmp_path / name), "--quiet"]
+        assert main([*command, *common, *wh]) == 0
+        table = DeltaTable(str(tmp_path / name / "customer_segments")).to_pandas()
+        for snapshot in [SNAPSHOT] if name == "segment" else [earlier, SNAPSHOT]:
+            part = table[table["snapshot_date"].astype(str) == str(snapshot)]
+            got = pd.DataFrame(
+                [dict(m) for m in part["attribute_segments"]], index=part["customer_id"]
+            )
+            want = expected_behaviour(demo, snapshot)
+            shown = got.loc[want.index, list(want.columns)]
+            pd.testing.assert_frame_equal(
+                shown.astype(object), want.astype(object), check_names=False
+            )
+            only_returns = set(got.index) - set(want.index)
+            assert only_returns == set(got[got.isna().all(axis=1)].index)

@@ -227,7 +227,7 @@ def _score(
     )
     with run.progress.step(f"planning {config.scoring.method} scores of every snapshot"):
         scored, info = score(features, by_snapshot, rows=sum(counts.values()))
-    out = run_rows(run, scored, snapshot_date=None, model=model)
+    out = run_rows(run, scored, snapshot_date=None, model=model, snapshot_dates=sorted(counts))
     out = _cache(cached, out)
     with run.progress.step("scoring and segmenting every snapshot"):
         out.count()

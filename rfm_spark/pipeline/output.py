@@ -27,6 +27,7 @@ class AttributeInput:
 
     rules: AttributeRules
     customers: DataFrame | None
+    behaviour: DataFrame | None = None  # per customer and snapshot (rfm_spark.behaviour)
 
 
 def to_output(
@@ -43,8 +44,8 @@ def to_output(
             tell which customers were ranked together.
 
     Returns:
-        The rows with cluster columns null (a model, if any, is applied afterwards), and
-        ``attribute_segments`` null unless ``df`` has it.
+        The rows with the cluster columns and ``attribute_segments`` null (set afterwards when
+        there is a model or there are rules).
     """
     group = (
         F.concat_ws(
@@ -60,8 +61,7 @@ def to_output(
         "score_group": group,
         "run_id": F.lit(run_id),
     }
-    if ATTRIBUTES_COLUMN not in df.columns:
-        extra[ATTRIBUTES_COLUMN] = F.lit(None)
+    extra[ATTRIBUTES_COLUMN] = F.lit(None)  # set by segment_rows when there are rules
     return df.select(
         *[
             (extra[f.name] if f.name in extra else exact_col(f.name)).cast(f.dataType).alias(f.name)
@@ -95,15 +95,16 @@ def segment_rows(
     Returns:
         Rows in the ``customer_segments`` schema.
     """
-    named = assign_segments(scored, scheme=scheme)
-    if attributes is not None:
-        named = assign_attributes(named, attributes.rules, attributes.customers)
     out = to_output(
-        named,
+        assign_segments(scored, scheme=scheme),
         snapshot_date=snapshot_date,
         run_id=run_id,
         partition_by=list(config.scoring.partition_by),
     )
+    if attributes is not None:
+        a = attributes
+        named = assign_attributes(out, a.rules, a.customers, a.behaviour)
+        out = named.select(*[F.col(f.name).cast(f.dataType) for f in OUTPUT_SCHEMA.fields])
     if model is not None:
         out = assign_clusters(out, model).select(*OUTPUT_SCHEMA.fieldNames())
     return out

@@ -22,7 +22,8 @@ from rfm_spark.errors import ConfigError
 from rfm_spark.io.commits import Txn
 from rfm_spark.io.models import load_model
 from rfm_spark.io.store import TableStore
-from rfm_spark.pipeline.output import AttributeInput, segment_rows
+from rfm_spark.pipeline.attribute_sources import attribute_input
+from rfm_spark.pipeline.output import segment_rows
 from rfm_spark.pipeline.results import Reconciliation
 from rfm_spark.progress import Progress
 from rfm_spark.scoring import ScoringInfo
@@ -99,31 +100,6 @@ def start_run(
     store = open_store(spark, config.output.backend)
     path = config.table_path()
     return Run(spark, config, progress, run_id, scheme, store, path, attributes)
-
-
-def attribute_input(run: Run) -> AttributeInput | None:
-    """The run's attribute rules and the customers columns they read (None: no rules).
-
-    Without a customers table the dimensions that need one stay out of every row's map.
-    """
-    from rfm_spark.io.inputs import read_customer_attributes
-
-    rules = run.attributes
-    if rules is None:
-        return None
-    columns = rules.customer_columns()
-    if not columns:
-        return AttributeInput(rules, None)
-    if not run.config.input.customers_path:
-        run.progress.info(
-            f"no customers table: attribute dimensions on {', '.join(columns)} stay empty "
-            "(set input.customers_path or --customers-input)"
-        )
-        return AttributeInput(rules, None)
-    customers = read_customer_attributes(
-        run.spark, run.config.input, columns, needed_for=f"attribute rules {rules.name!r}"
-    )
-    return AttributeInput(rules, customers)
 
 
 def check_scheme(config: Config) -> Scheme:
@@ -209,9 +185,11 @@ def run_rows(
     *,
     snapshot_date: dt.date | None,
     model: ClusterModel | None,
+    snapshot_dates: list[dt.date],
 ) -> DataFrame:
     """The ``customer_segments`` rows of scored rows under the run's scheme, attribute rules
-    and id (:func:`rfm_spark.pipeline.output.segment_rows`)."""
+    and id (:func:`rfm_spark.pipeline.output.segment_rows`); ``snapshot_dates`` are those the
+    rows hold."""
     return segment_rows(
         scored,
         run.config,
@@ -219,5 +197,7 @@ def run_rows(
         snapshot_date=snapshot_date,
         run_id=run.run_id,
         model=model,
-        attributes=attribute_input(run),
+        attributes=attribute_input(
+            run.spark, run.config, run.attributes, snapshot_dates, run.progress
+        ),
     )

@@ -212,7 +212,9 @@ def _commit(
     config = run.config
     with run.progress.step(f"planning {config.scoring.method} scores"):
         scored, info = score(features, config.scoring, rows=customers)
-        out = run_rows(run, scored, snapshot_date=snapshot_date, model=model)
+        out = run_rows(
+            run, scored, snapshot_date=snapshot_date, model=model, snapshot_dates=[snapshot_date]
+        )
     metadata = commit_metadata(
         run,
         snapshot_date=snapshot_date,
