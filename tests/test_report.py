@@ -39,6 +39,8 @@ SECTIONS = [
     "clusters",
     "post-analysis",
     "data-quality",
+    "predictions",
+    "attributes",
 ]
 
 
@@ -56,6 +58,24 @@ def with_bad_rows(demo: Path, out: Path) -> Path:
     return out
 
 
+def write_scores(warehouse: Path) -> None:
+    """customer_churn for every customer of D and customer_clv for every other one, as
+    `churn score` and `clv score` would write them (values drawn at random)."""
+    from deltalake import write_deltalake
+
+    segments = DeltaTable(str(warehouse / "customer_segments")).to_pandas()
+    ids = sorted(segments.loc[segments["snapshot_date"].astype(str) == str(D), "customer_id"])
+    rng = np.random.default_rng(5)
+    p = rng.uniform(0, 1, len(ids))
+    churn = pd.DataFrame({"customer_id": ids, "snapshot_date": D, "churn_probability": p,
+                          "churn_risk": np.where(p >= 0.6, "high", np.where(p >= 0.3, "medium", "low"))})  # fmt: skip
+    write_deltalake(str(warehouse / "customer_churn"), churn, partition_by=["snapshot_date"])
+    half = ids[::2]
+    clv = pd.DataFrame({"customer_id": half, "snapshot_date": D,
+                        "p_alive": rng.uniform(0, 1, len(half)), "clv": rng.gamma(2, 50, len(half))})  # fmt: skip
+    write_deltalake(str(warehouse / "customer_clv"), clv, partition_by=["snapshot_date"])
+
+
 @pytest.fixture(scope="module")
 def report(spark: SparkSession, demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two snapshots 14 days apart (the later one with k-means clusters and with three bad
@@ -69,6 +89,7 @@ def report(spark: SparkSession, demo: Path, tmp_path_factory: pytest.TempPathFac
         assert main(["segment", *flags, *common]) == 0
         if day == EARLIER:
             assert main(["train", "--snapshot-date", day.isoformat(), "--k", "4", *common]) == 0
+    write_scores(warehouse)
     out = warehouse / "report.html"
     flags = ["--snapshot-date", D.isoformat(), "--out", str(out), "--outliers", "5"]
     assert main(["report", *flags, *common]) == 0
@@ -247,3 +268,30 @@ def test_a_first_snapshot_of_a_two_axis_scheme(
     assert shown == expected.to_dict()
     cuts = text(section(page, "data-quality").find(".//h:table[@id='cut-points']", NS))  # type: ignore[attr-defined]
     assert "R: recency" in cuts and "F: frequency" in cuts
+
+
+def test_predictions_per_segment_equal_pandas(
+    page: object, table: pd.DataFrame, report: Path
+) -> None:
+    warehouse = report.parent
+    churn = DeltaTable(str(warehouse / "customer_churn")).to_pandas()
+    clv = DeltaTable(str(warehouse / "customer_clv")).to_pandas()
+    now = table[table["snapshot_date"] == D.isoformat()][["customer_id", "segment"]]
+    joined = now.merge(churn, on="customer_id", how="left").merge(
+        clv[["customer_id", "p_alive", "clv"]], on="customer_id", how="left"
+    )
+    want = joined.groupby("segment").agg(
+        customers=("customer_id", "size"), mean_churn=("churn_probability", "mean"),
+        high=("churn_risk", lambda r: int((r == "high").sum())), p_alive=("p_alive", "mean"),
+        clv=("clv", "sum"),
+    )  # fmt: skip
+    rows = section(page, "predictions").findall(".//h:tbody/h:tr", NS)  # type: ignore[attr-defined]
+    assert len(rows) == len(want)
+    for tr in rows:
+        cells = [text(td) for td in tr.findall("h:td", NS)]
+        w = want.loc[cells[0]]
+        assert number(cells[1]) == w["customers"]
+        assert cells[2] == f"{w['mean_churn']:.1%}" and number(cells[3]) == w["high"]
+        assert cells[4] == f"{w['p_alive']:.1%}" and number(cells[5]) == pytest.approx(
+            w["clv"], abs=0.006
+        )

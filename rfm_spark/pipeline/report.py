@@ -25,7 +25,7 @@ from rfm_spark.progress import Progress
 from rfm_spark.report import aggregates as agg
 from rfm_spark.report.content import Histogram, ReportData
 from rfm_spark.report.html import render
-from rfm_spark.schemas import SNAPSHOT_COLUMN
+from rfm_spark.schemas import CHURN_TABLE, CLV_TABLE, SNAPSHOT_COLUMN
 from rfm_spark.segments import Scheme, load_scheme
 
 _COLUMNS = [
@@ -132,6 +132,12 @@ def _gather(
     above = agg.count_above(snap, floor).first() if floor is not None else None
     clusters = agg.cluster_profile(snap).toPandas()
     attributes = agg.attribute_counts(snap).toPandas()
+    scores = {t: _scored(store, config, t, snapshot_date) for t in (CHURN_TABLE, CLV_TABLE)}
+    predictions = (
+        agg.predictions_by_segment(snap, scores[CHURN_TABLE], scores[CLV_TABLE]).toPandas()
+        if any(v is not None for v in scores.values())
+        else None
+    )
     run = _run(store, config.table_path(), snapshot_date)
     return ReportData(
         table=config.table_path(),
@@ -153,6 +159,7 @@ def _gather(
         else None,
         clusters=clusters if len(clusters) else None,
         attributes=attributes,
+        predictions=predictions,
         quarantine=_quarantine(store, config, snapshot_date),
         score_ranges=agg.score_ranges(snap).toPandas(),
         run=run,
@@ -197,6 +204,17 @@ def _histograms(snap: DataFrame, spread: Any) -> list[Histogram]:
         Histogram(name, edges, agg.histogram(snap, column, edges).toPandas(), log)
         for name, column, edges, log in specs
     ]
+
+
+def _scored(
+    store: TableStore, config: Config, table: str, snapshot_date: dt.date
+) -> DataFrame | None:
+    """The snapshot's rows of a score table (churn, CLV), or None when it has none."""
+    path = config.table_path(table)
+    if not store.exists(path):
+        return None
+    rows = store.read(path).filter(F.col(SNAPSHOT_COLUMN) == F.lit(snapshot_date))
+    return rows if rows.limit(1).count() else None
 
 
 def _quarantine(store: TableStore, config: Config, snapshot_date: dt.date) -> Any:

@@ -194,6 +194,38 @@ def attribute_counts(snapshot: DataFrame) -> DataFrame:
     )
 
 
+def predictions_by_segment(
+    snapshot: DataFrame, churn: DataFrame | None, clv: DataFrame | None
+) -> DataFrame:
+    """Per segment: customers, and where scored for the snapshot the mean churn probability,
+    the customers at high churn risk, the mean probability alive and the summed CLV.
+
+    Args:
+        snapshot: The snapshot's ``customer_segments`` rows.
+        churn: That snapshot's ``customer_churn`` rows, or None.
+        clv: That snapshot's ``customer_clv`` rows, or None.
+
+    Returns:
+        ``segment``, ``customers``, ``mean_churn``, ``high_risk``, ``mean_p_alive``, ``clv``
+        (null where the table is None).
+    """
+    rows = snapshot.select("customer_id", "segment")
+    none = F.lit(None).cast("double")
+    if churn is not None:
+        rows = rows.join(churn.select("customer_id", "churn_probability", "churn_risk"),
+                         on="customer_id", how="left")  # fmt: skip
+    if clv is not None:
+        rows = rows.join(clv.select("customer_id", "p_alive", "clv"), on="customer_id", how="left")
+    return rows.groupBy("segment").agg(
+        F.count(F.lit(1)).alias("customers"),
+        (F.avg("churn_probability") if churn is not None else none).alias("mean_churn"),
+        (F.count(F.when(F.col("churn_risk") == "high", 1)) if churn is not None else none)
+        .alias("high_risk"),
+        (F.avg("p_alive") if clv is not None else none).alias("mean_p_alive"),
+        (F.sum("clv") if clv is not None else none).alias("clv"),
+    )  # fmt: skip
+
+
 def quarantine_reasons(quarantine: DataFrame, snapshot_date: dt.date) -> DataFrame:
     """Quarantined rows per reason in the snapshot's partition of the quarantine table.
 

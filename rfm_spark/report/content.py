@@ -55,6 +55,7 @@ class ReportData:
         clusters: Cluster profiles (None without clusters).
         attributes: ``dimension``, ``attribute``, ``segment``, ``customers`` (empty without
             attribute segments).
+        predictions: Churn and CLV per segment (None when neither was scored for the snapshot).
         quarantine: ``reason``, ``rows`` of the snapshot's quarantine partition.
         score_ranges: ``axis``, ``score``, ``customers``, ``low``, ``high``.
         run: The decoded metadata of the commit that wrote the snapshot.
@@ -77,6 +78,7 @@ class ReportData:
     transitions: pd.DataFrame | None
     clusters: pd.DataFrame | None
     attributes: pd.DataFrame
+    predictions: pd.DataFrame | None
     quarantine: pd.DataFrame
     score_ranges: pd.DataFrame
     run: dict[str, Any] = field(default_factory=dict)
@@ -176,3 +178,21 @@ def attribute_grids(data: ReportData) -> list[dict[str, Any]]:
         grids.append({"dimension": str(dimension), "columns": columns,
                       "rows": rows})  # fmt: skip
     return grids
+
+
+def prediction_rows(data: ReportData) -> list[dict[str, Any]]:
+    """Churn and CLV per segment in the scheme's order (empty when nothing was scored)."""
+    if data.predictions is None:
+        return []
+    by_segment = {r["segment"]: r for r in data.predictions.to_dict("records")}
+    order = [s for s in data.scheme_segments if s in by_segment]
+    order += sorted(set(by_segment) - set(order))
+
+    def number(value: Any) -> float | None:
+        return None if value is None or pd.isna(value) else float(value)
+
+    return [
+        {"segment": s, "customers": int(by_segment[s]["customers"]),
+         **{k: number(by_segment[s][k]) for k in ("mean_churn", "high_risk", "mean_p_alive", "clv")}}
+        for s in order
+    ]  # fmt: skip

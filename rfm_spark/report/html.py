@@ -16,6 +16,7 @@ from rfm_spark.report.content import (
     attribute_grids,
     biggest_changes,
     largest_moves,
+    prediction_rows,
     segment_table,
     small_but_valuable,
 )
@@ -162,6 +163,7 @@ def render(data: ReportData, *, days: int) -> str:
         if data.clusters is not None
         else [],
         "attribute_grids": attribute_grids(data),
+        "predictions": prediction_rows(data),
         "outlier_floor": data.outlier_floor,
         "outlier_count": int(data.outlier_total.get("outliers", 0)),
         "outlier_revenue": float(data.outlier_total.get("revenue") or 0.0),
