@@ -71,6 +71,7 @@ bench: install ## Benchmarks, then every target with its ratio and status (about
 	$(BIN)/python benchmarks/incremental.py --size 10m --days-after 3
 	$(BIN)/python benchmarks/scoring.py --synthetic 4000000 --modes ours,naive --repeat 3
 	$(BIN)/python benchmarks/backfill.py --customers 20000 --days 730 --snapshots 14 --repeat 3
+	$(BIN)/python benchmarks/predictions.py --size 1m --repeat 3
 	$(BIN)/python benchmarks/targets.py
 
 clean: ## Remove the venv, build output, demo data and the local warehouse
