@@ -74,23 +74,22 @@ def train_churn(
     trained_on = snapshot_date - dt.timedelta(days=horizon_days)
     daily = daily_before(spark, config, trained_on - dt.timedelta(days=lookback), snapshot_date)
     daily = daily.persist(StorageLevel.MEMORY_AND_DISK)
+    data = labelled(
+        churn_features(daily, trained_on, lookback),
+        churn_labels(daily, trained_on, horizon_days),
+    ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         _check_outcome_known(daily, snapshot_date, trained_on)
-        data = labelled(
-            churn_features(daily, trained_on, lookback),
-            churn_labels(daily, trained_on, horizon_days),
-        ).persist(StorageLevel.MEMORY_AND_DISK)
-    finally:
-        daily.unpersist()
-    try:
         with progress.step(f"features of {trained_on} and churn in the {horizon_days} days after"):
             counts = {
                 name: part(data, name, SEED).count() for name in ("train", "validation", "test")
             }
             rate = data.agg(F.avg(LABEL)).first()
+        daily.unpersist()  # the labelled rows are cached now
         _check_trainable(counts, rate[0] if rate else None)
         result = _fit_and_choose(data, progress)
     finally:
+        daily.unpersist()
         data.unpersist()
     fitted, found = result
     found.update(trained_on=trained_on, horizon_days=horizon_days, customers=counts,
