@@ -259,9 +259,7 @@ class ClusteringSettings(_Model):
 
 
 class PlantedEffectSettings(_Model):
-    """A campaign effect the generator plants (docs/campaigns.md "A planted effect"): the
-    treatment arm of the campaign with this ``salt`` and ``control_share`` gets an extra order
-    with chance ``conversion`` within ``days`` from ``start_date``."""
+    """A planted campaign effect: see :class:`rfm_spark.datagen.effect.PlantedEffect`."""
 
     salt: str
     control_share: float = Field(default=0.1, ge=0, lt=1)
