@@ -59,6 +59,24 @@ def unseen_rows(batch: DataFrame, existing: DataFrame, *, dedupe: bool) -> DataF
     )
 
 
+def without_rows(existing: DataFrame, withdrawn: DataFrame) -> DataFrame:
+    """``existing`` activity whose fingerprints no longer hold the ``withdrawn`` rows (rows a
+    change feed deleted or replaced), for :func:`unseen_rows`: a new row equal to a withdrawn
+    one is then no copy.
+
+    Args:
+        existing: Activity rows.
+        withdrawn: :func:`fingerprinted` rows taken out of the input.
+    """
+    gone = withdrawn.groupBy(*KEY).agg(
+        F.collect_set(F.struct(F.col("_h1").alias("h1"), F.col("_h2").alias("h2"))).alias("_gone")
+    )
+    kept = F.when(F.col("_gone").isNull(), F.col("fingerprints")).otherwise(
+        F.array_except("fingerprints", "_gone")
+    )
+    return existing.join(gone, on=KEY, how="left").withColumn("fingerprints", kept).drop("_gone")
+
+
 def _extra_copies() -> Column:
     return F.when(F.col("_seen"), F.col("_copies")).otherwise(F.col("_copies") - 1)
 

@@ -94,19 +94,23 @@ def _is_return(settings: InputSettings) -> Column:
     return F.coalesce(col.try_cast("double") < 0, F.lit(False))
 
 
-def validate(raw: DataFrame, settings: InputSettings, *, now: dt.datetime) -> DataFrame:
+def validate(
+    raw: DataFrame, settings: InputSettings, *, now: dt.datetime, beside: tuple[str, ...] = ()
+) -> DataFrame:
     """Canonical columns, the reason a row cannot be used, and the original row.
 
     Args:
         raw: the input as read, with the mapped columns present.
         settings: the input settings (column mapping, id type, return marker, CSV format).
         now: the moment the run started (aware); later timestamps are quarantined.
+        beside: columns of ``raw`` that are not the row's own (a change feed's change type
+            and version): kept as they are after the others, not in ``_row``.
 
     Returns:
         ``customer_id`` (string), ``order_id`` (string or null), ``order_ts`` (timestamp),
         ``amount`` (decimal(18,2)), ``order_date`` (date in the session time zone),
         ``reject_reason`` (one of :data:`REASONS`, null for a usable row) and ``_row`` (struct
-        of every input column as read).
+        of every input column as read), then the ``beside`` columns.
     """
     cols = settings.columns
     types = {f.name: f.dataType for f in raw.schema.fields}
@@ -134,7 +138,8 @@ def validate(raw: DataFrame, settings: InputSettings, *, now: dt.datetime) -> Da
         amount.alias("amount"),
         F.to_date(order_ts).alias("order_date"),
         reason.alias("reject_reason"),
-        F.struct(*[F.col(quote(c)) for c in raw.columns]).alias(ROW),
+        F.struct(*[F.col(quote(c)) for c in raw.columns if c not in beside]).alias(ROW),
+        *[F.col(quote(c)) for c in beside],
     )
 
 

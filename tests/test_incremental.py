@@ -319,30 +319,6 @@ def test_a_rebuild_takes_new_settings(spark: SparkSession, two_days: Path) -> No
     assert again.reconciliation.input_rows == 0
 
 
-def test_updated_rows_of_a_delta_input_are_refused_until_a_rebuild(
-    spark: SparkSession, tmp_path: Path
-) -> None:
-    """A Delta input's appends are read as they come; a commit that changed rows already read
-    stops the run with what to do, and a rebuild reads the table as it is now."""
-    table = str(tmp_path / "input")
-    rows = [
-        ("c1", "o1", dt.datetime(2026, 2, 20, 10), 12.5),
-        ("c2", "o2", dt.datetime(2026, 2, 21), 5.0),
-    ]
-    schema = "customer_id string, order_id string, order_ts timestamp, amount double"
-    spark.createDataFrame(rows, schema).write.format("delta").save(table)
-    cfg = config(tmp_path, "incremental", **{"input.format": "delta"})
-    run_segment(spark, cfg, D, progress=QUIET)
-    spark.sql(f"UPDATE delta.`{table}` SET amount = 30.0 WHERE customer_id = 'c1'")
-    with pytest.raises(InputError, match=r"updated or deleted.*--rebuild"):
-        run_segment(spark, cfg, D, progress=QUIET)
-    run_segment(spark, cfg, D, progress=QUIET, rebuild=True)
-    run_segment(spark, config(tmp_path, "full", **{"input.format": "delta"}), D, progress=QUIET)
-    got = snapshot(tmp_path / "incremental", D)
-    pd.testing.assert_frame_equal(got, snapshot(tmp_path / "full", D))
-    assert got.loc["c1", "monetary"] == 30
-
-
 def test_an_input_folder_with_a_space_in_its_name(spark: SparkSession, tmp_path: Path) -> None:
     """The files read are matched with the folder's listing whatever characters its path holds:
     a second run with one more file reads just that file and refuses nothing."""

@@ -22,13 +22,20 @@ from rfm_spark.errors import DataError, InputError, MissingColumnsError, java_er
 from rfm_spark.sqltext import quote
 from rfm_spark.validation import validate
 
+# what a Delta change feed adds to each row: insert, update_preimage, update_postimage or
+# delete; the commit that made the change; its time
+CHANGE_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
+
 
 def _is_local(path: str) -> bool:
     return "://" not in path or path.startswith("file:")
 
 
-def _load(spark: SparkSession, settings: InputSettings, *, raw: bool = False) -> DataFrame:
-    """The input as read (``raw``: Parquet's nanosecond timestamps left as long numbers)."""
+def _load(
+    spark: SparkSession, settings: InputSettings, *, raw: bool = False, version: int | None = None
+) -> DataFrame:
+    """The input as read (``raw``: Parquet's nanosecond timestamps left as long numbers;
+    ``version``: a Delta input as of that commit)."""
     path = settings.path
     if not path:
         raise InputError("no input given; pass --input PATH (or set input.path in the config)")
@@ -46,7 +53,7 @@ def _load(spark: SparkSession, settings: InputSettings, *, raw: bool = False) ->
         if settings.format == "delta":
             from rfm_spark.io.store import open_store
 
-            return open_store(spark, "auto").read(path)
+            return open_store(spark, "auto").read(path, version=version)
         if settings.format == "table":
             return spark.table(path)
         # CSV: every column is read as text (no inferSchema pass) and typed explicitly below.
@@ -146,12 +153,15 @@ def _check_types(df: DataFrame, wanted: dict[str, str], where: str) -> None:
         )
 
 
-def read_input(spark: SparkSession, settings: InputSettings) -> DataFrame:
-    """The input as read, after checking that the mapped columns exist and have usable types.
+def read_input(
+    spark: SparkSession, settings: InputSettings, *, version: int | None = None
+) -> DataFrame:
+    """The input as read (a Delta input as of ``version``), after checking that the mapped
+    columns exist and have usable types.
 
     Fails before any data is processed, naming the missing and the present columns.
     """
-    return _checked(_load(spark, settings), settings)
+    return _checked(_load(spark, settings, version=version), settings)
 
 
 def _checked(df: DataFrame, settings: InputSettings) -> DataFrame:
@@ -176,19 +186,24 @@ def _checked(df: DataFrame, settings: InputSettings) -> DataFrame:
 
 
 def read_transactions(
-    spark: SparkSession, settings: InputSettings, *, now: dt.datetime | None = None
+    spark: SparkSession,
+    settings: InputSettings,
+    *,
+    now: dt.datetime | None = None,
+    version: int | None = None,
 ) -> DataFrame:
     """Read and validate the transactions (see :func:`rfm_spark.validation.validate`).
 
     Args:
         now: the moment the run started; timestamps after it are quarantined (default: now).
+        version: a Delta input as of this commit (the latest when None).
 
     Returns:
         ``customer_id``, ``order_id``, ``order_ts``, ``amount``, ``order_date``,
         ``reject_reason`` (null for a usable row) and ``_row`` (the original columns).
     """
     now = now or dt.datetime.now(dt.timezone.utc)
-    return validate(read_input(spark, settings), settings, now=now)
+    return validate(read_input(spark, settings, version=version), settings, now=now)
 
 
 def stream_transactions(
@@ -199,8 +214,10 @@ def stream_transactions(
 
     Structured Streaming finds the new rows: new files of a Parquet or CSV folder, new commits
     of a Delta table or a metastore table (its checkpoint, kept by the caller, remembers what
-    was read). The path, columns and types are checked on a batch read first, so a bad input
-    fails as clearly as in a full run.
+    was read). A Delta table whose change data feed is on is read as its changes: every row
+    then carries :data:`CHANGE_COLUMNS` (insert, update images, delete; the commit), beside
+    the row itself. The path, columns and types are checked on a batch read first, so a bad
+    input fails as clearly as in a full run.
 
     Raises:
         InputError: A Delta input without the Delta connector (use a full run).
@@ -226,11 +243,22 @@ def stream_transactions(
                     f"reading only the new rows of the Delta input {path!r} needs the Delta "
                     "connector (run 'make install'), or run with --full"
                 )
-            stream = spark.readStream.format("delta").load(path)
+            reader = spark.readStream.format("delta")
+            if change_feed_on(spark, path):
+                reader = reader.option("readChangeFeed", "true")
+            stream = reader.load(path)
     except AnalysisException as exc:
         first = java_error_line(exc) or type(exc).__name__
         raise InputError(f"cannot stream {fmt} input {path!r}: {first}") from None
-    return validate(stream, settings, now=now)
+    beside = tuple(c for c in CHANGE_COLUMNS if c in stream.columns)
+    return validate(stream, settings, now=now, beside=beside)
+
+
+def change_feed_on(spark: SparkSession, path: str) -> bool:
+    """Whether the Delta table at ``path`` records its changes (``delta.enableChangeDataFeed``)."""
+    detail = spark.sql(f"DESCRIBE DETAIL delta.{quote(path)}").first()
+    properties = (detail["properties"] if detail is not None else None) or {}
+    return str(properties.get("delta.enableChangeDataFeed", "false")).lower() == "true"
 
 
 def read_customer_attributes(

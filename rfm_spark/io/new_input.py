@@ -73,8 +73,10 @@ def read_new_rows(
         if any(code in str(exc) for code in _CHANGED_ROWS):
             raise InputError(
                 "the input table has rows updated or deleted since they were read (a commit "
-                "other than an append); incremental runs take appended rows only. Run with "
-                "--rebuild to read the whole input again, or with --full for this snapshot"
+                "other than an append), and it does not record its changes. Turn its change "
+                "data feed on (ALTER TABLE ... SET TBLPROPERTIES (delta.enableChangeDataFeed = "
+                "true)) and run with --rebuild once: later runs then take updates and deletes "
+                "too. Or run with --full for this snapshot"
             ) from None
         raise DataError(
             f"reading the new input failed: {first}. Nothing of the failed batch was kept; fix "

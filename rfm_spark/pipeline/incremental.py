@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
@@ -26,7 +26,6 @@ from rfm_spark import __version__
 from rfm_spark.activity import (
     daily_activity,
     duplicate_count,
-    duplicates,
     fingerprinted,
     merged_days,
     unseen_rows,
@@ -44,12 +43,19 @@ from rfm_spark.io.new_input import (
     remove_checkpoint,
 )
 from rfm_spark.paths import join
-from rfm_spark.pipeline.quarantine import add_to_quarantine, check_share
+from rfm_spark.pipeline.changes import (
+    Withdrawn,
+    added_rows,
+    compared_with,
+    with_recomputed,
+    withdrawn_rows,
+)
+from rfm_spark.pipeline.quarantine import quarantine_batch
 from rfm_spark.pipeline.results import Reconciliation
 from rfm_spark.pipeline.rows import with_attributes
 from rfm_spark.pipeline.run import Run
 from rfm_spark.schemas import ACTIVITY_PARTITION, ACTIVITY_SCHEMA
-from rfm_spark.validation import DUPLICATE, REASONS, ROW
+from rfm_spark.validation import DUPLICATE, REASONS
 
 INPUT_KEY = "input"  # commit metadata: the input the activity was read from
 RULES_KEY = "input_rules"  # commit metadata: the hash of the settings it was built with
@@ -212,10 +218,11 @@ def _start_over(run: Run, where: _Activity) -> None:
 def _add_batch(
     run: Run, batch: DataFrame, txn: Txn, where: _Activity, window: Window
 ) -> tuple[Reconciliation, int | None]:
-    """Quarantine a micro-batch's bad rows and copies, then add the rest to the activity.
+    """Quarantine a micro-batch's bad rows and copies, then add the rest to the activity (a
+    change feed's withdrawn rows: their customer-days recomputed, :mod:`.changes`).
 
     Returns:
-        Where the batch's rows went, and the quarantine version that took its bad rows.
+        Where the batch's new rows went, and the quarantine version that took its bad rows.
     """
     cached: list[DataFrame] = []
 
@@ -223,11 +230,14 @@ def _add_batch(
         cached.append(df.persist(StorageLevel.MEMORY_AND_DISK))
         return cached[-1]
 
+    withdrawn = None
     try:
-        validated = keep(batch)
+        changes = keep(batch)
+        validated = added_rows(changes)
         rows = fingerprinted(validated.filter(F.col("reject_reason").isNull()))
         with run.progress.step(f"batch {txn.version}: validating the new rows"):
-            days = _days(rows)
+            withdrawn = withdrawn_rows(changes)
+            days = sorted({*_days(rows), *(withdrawn.days if withdrawn else [])})
         quarantine = run.config.table_path(run.config.output.quarantine_table)
         done = _committed(run, where.table if days else quarantine, txn)
         if done is not None:  # a replay of a batch an earlier run committed: nothing again
@@ -236,36 +246,37 @@ def _add_batch(
             return done, quarantined
         existing = _existing(run, where.table, days)
         dedupe = run.config.validation.duplicates == "quarantine"
-        taken = keep(unseen_rows(rows, existing, dedupe=dedupe))
+        taken = keep(unseen_rows(rows, compared_with(existing, withdrawn), dedupe=dedupe))
         with run.progress.step(
             f"batch {txn.version}: comparing with {len(days)} day(s) of activity"
         ):
             recon = _counts(validated, taken, window)
-        version = None
-        if recon.quarantined_rows:
-            bad = validated.filter(F.col("reject_reason").isNotNull()).select(
-                F.col("reject_reason").alias("reason"), ROW
-            )
-            version = add_to_quarantine(
-                run, bad.unionByName(duplicates(taken)), recon, window.snapshot, window.now, txn
-            )
-        # copies of rows already read are expected (a file delivered twice): they are
-        # quarantined but do not count against the share of bad rows
-        reasons = {r: n for r, n in recon.quarantined.items() if r != DUPLICATE}
-        check_share(run, replace(recon, quarantined=reasons))
+        version = quarantine_batch(run, validated, taken, recon, (window.snapshot, window.now), txn)
         if days:
-            # one task per day: one file per day partition, not one per task and day
-            merged = merged_days(existing, taken.filter(~F.col("_seen"))).repartition(
-                ACTIVITY_PARTITION
+            old, fresh = with_recomputed(
+                run, existing, taken.filter(~F.col("_seen")), withdrawn, window.now
             )
+            _tell_withdrawn(run, txn, withdrawn)
+            # one task per day: one file per day partition, not one per task and day
+            merged = merged_days(old, fresh).repartition(ACTIVITY_PARTITION)
             with run.progress.step(
                 f"batch {txn.version}: rewriting {len(days)} day(s) of activity"
             ):
                 _write_days(run, merged, where, days, recon, txn)
         return recon, version
     finally:
+        if withdrawn is not None:
+            withdrawn.release()
         for df in reversed(cached):
             df.unpersist()
+
+
+def _tell_withdrawn(run: Run, txn: Txn, withdrawn: Withdrawn | None) -> None:
+    if withdrawn is not None:
+        run.progress.info(
+            f"batch {txn.version}: {withdrawn.count:,} row(s) updated or deleted in the input; "
+            f"their customer-days are recomputed from input version {withdrawn.version}"
+        )
 
 
 def _write_days(

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from rfm_spark import __version__
+from rfm_spark.activity import duplicates
 from rfm_spark.errors import DataError
 from rfm_spark.io.commits import Txn
 from rfm_spark.pipeline.results import Reconciliation
 from rfm_spark.pipeline.run import Run, commit_txn
 from rfm_spark.schemas import QUARANTINE_SCHEMA, SNAPSHOT_COLUMN
-from rfm_spark.validation import DUPLICATE, as_quarantine, quarantine_rows
+from rfm_spark.validation import DUPLICATE, ROW, as_quarantine, quarantine_rows
 
 
 def write_quarantine(
@@ -135,3 +137,33 @@ def _replace(
         table_properties=run.config.history.table_properties(),
         txn=txn,
     )
+
+
+def quarantine_batch(
+    run: Run,
+    validated: DataFrame,
+    taken: DataFrame,
+    recon: Reconciliation,
+    when: tuple[dt.date, dt.datetime],
+    txn: Txn,
+) -> int | None:
+    """Quarantine an incremental batch's bad rows and copies (``taken``: its rows compared
+    with the activity), then refuse the batch when too many of its rows were bad.
+
+    Args:
+        when: The snapshot being made and the run's start.
+
+    Returns:
+        The quarantine version that took them (None when the batch had none).
+    """
+    version = None
+    if recon.quarantined_rows:
+        bad = validated.filter(F.col("reject_reason").isNotNull()).select(
+            F.col("reject_reason").alias("reason"), ROW
+        )
+        version = add_to_quarantine(run, bad.unionByName(duplicates(taken)), recon, *when, txn)
+    # copies of rows already read are expected (a file delivered twice): they are
+    # quarantined but do not count against the share of bad rows
+    reasons = {r: n for r, n in recon.quarantined.items() if r != DUPLICATE}
+    check_share(run, replace(recon, quarantined=reasons))
+    return version
