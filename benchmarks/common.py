@@ -50,7 +50,7 @@ SEED = 42
 # The generator makes ~19.65 rows per customer and year (786,187 rows for 20,000 customers
 # over 730 days), so these give about 10M, 30M and 100M transaction rows over two years; the
 # 365-day window of a snapshot holds about half of them.
-SIZES = {"1m": 25_450, "10m": 254_500, "30m": 763_500, "100m": 2_545_000}
+SIZES = {"1m": 25_450, "10m": 254_500, "30m": 763_500, "100m": 2_545_000, "1b": 25_450_000}
 SPARK_CONF = {
     "spark.sql.shuffle.partitions": "8",
     "spark.driver.memory": "8g",
@@ -215,12 +215,21 @@ def cold_command(cmd: list[str], what: str) -> dict[str, Any]:
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{what} failed: {proc.stderr[-3000:]}")
+    return {
+        "wall_s": round(wall, 2),
+        "steps": step_times(progress_steps(proc.stderr)),
+        "load1_start": load,
+    }
+
+
+def progress_steps(stderr: str) -> dict[str, float]:
+    """The step times a command printed (``[segment] reading ...: done in 12.3 s``)."""
     timings = {}
-    for line in proc.stderr.splitlines():
+    for line in stderr.splitlines():
         m = _STEP.match(line.strip())
         if m:
             timings[m["label"]] = float(m["s"])
-    return {"wall_s": round(wall, 2), "steps": step_times(timings), "load1_start": load}
+    return timings
 
 
 def step_times(timings: dict[str, float]) -> dict[str, float]:

@@ -1,0 +1,136 @@
+"""A billion rows on this machine: one cold `rfm-spark segment` over the generated data set of
+about 1,000,000,000 transaction rows (25,450,000 customers, 730 days), with its wall time,
+peak memory and spill.
+
+    .venv/bin/python benchmarks/billion.py                       # full run, 1b data set
+    .venv/bin/python benchmarks/billion.py --size 10m            # the same at 10M rows (a check)
+
+The data set is generated once (about 45 minutes here; 13 GB under benchmarks/.data). The
+command runs as a user runs it, in a child process with the product's default Spark settings
+(200 shuffle partitions, AQE on) on `local[2]`, and a driver of ``--driver-memory`` (in local
+mode the driver JVM also runs the executors), with Spark's event log on. Peak memory is the
+high-water mark (VmHWM) of the Python process and its JVM, sampled every second; spill,
+shuffle and GC come from the event log. One JSON line goes to results/billion.jsonl with a
+``summary`` line for the targets report.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import common
+from stages import parse_event_log
+
+
+def _peak_sampler(proc: subprocess.Popen[str], peak: dict[str, float]) -> None:
+    """Keep the largest VmHWM seen of ``proc`` and its JVM until it ends (MiB)."""
+    while proc.poll() is None:
+        try:
+            py = common._status_kb(proc.pid, "VmHWM") / 1024
+            jvm = sum(common._status_kb(p, "VmHWM") for p in common.java_descendants(proc.pid))
+        except OSError:
+            break
+        peak["python_mb"] = max(peak.get("python_mb", 0.0), round(py, 1))
+        peak["jvm_mb"] = max(peak.get("jvm_mb", 0.0), round(jvm / 1024, 1))
+        time.sleep(1.0)
+
+
+def watched_command(cmd: list[str], what: str) -> dict[str, Any]:
+    """Run one CLI command in a child process: wall time, step times, peak memory."""
+    load = common.load1()
+    peak: dict[str, float] = {}
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=common.child_env()
+    )
+    sampler = threading.Thread(target=_peak_sampler, args=(proc, peak), daemon=True)
+    sampler.start()
+    _, err = proc.communicate()
+    wall = time.monotonic() - t0
+    sampler.join(timeout=5)
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed (exit {proc.returncode}): {err[-3000:]}")
+    return {
+        "wall_s": round(wall, 1),
+        "steps": common.step_times(common.progress_steps(err)),
+        "peak_mb": peak,
+        "load1_start": load,
+    }
+
+
+def totals(profile: dict[str, Any]) -> dict[str, float]:
+    """Spill, shuffle, input and GC summed over every stage of the event log."""
+    keys = ("spill_mb", "shuffle_write_mb", "shuffle_read_mb", "input_mb", "gc_s", "task_s")
+    return {k: round(sum(s.get(k, 0) for s in profile["stages"]), 1) for k in keys}
+
+
+def main() -> None:
+    p = common.parser(__doc__, default_size="1b")
+    p.add_argument("--driver-memory", default="16g")
+    p.add_argument("--master", default="local[2]")
+    args = p.parse_args()
+    customers = args.customers or common.SIZES[args.size]
+    t0 = time.monotonic()
+    data = common.ensure_data(customers)
+    generated_s = round(time.monotonic() - t0, 1)
+    work = common.DATA / f"billion-{customers}"
+    shutil.rmtree(work, ignore_errors=True)
+    logs = work / "eventlog"
+    logs.mkdir(parents=True)
+    conf = {
+        "spark.driver.memory": args.driver_memory,
+        "spark.ui.enabled": "false",
+        "spark.local.dir": str(work / "spark-local"),
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": str(logs),
+        "spark.eventLog.compress": "false",
+    }
+    cmd = [sys.executable, "-m", "rfm_spark.cli", "segment", "--full"]
+    cmd += ["--snapshot-date", common.END_DATE.isoformat(), "--input", str(data / "transactions")]
+    cmd += ["--warehouse", str(work / "warehouse"), "--master", args.master]
+    for k, v in conf.items():
+        cmd += ["--spark-conf", f"{k}={v}"]
+    waited = common.wait_quiet()
+    print(f"segmenting {data.name} (full) ...", flush=True)
+    run = watched_command(cmd, "segment --full")
+    log = sorted(f for f in logs.rglob("*") if f.is_file() and "appstatus" not in f.name)
+    sums = totals(parse_event_log(log))
+    local_gb = round(_size(work / "spark-local") / 2**30, 2)
+    peak = run["peak_mb"]
+    summary = (
+        f"full run of {customers:,} customers: {run['wall_s']:.0f} s, peak "
+        f"{peak.get('python_mb', 0) + peak.get('jvm_mb', 0):,.0f} MB, "
+        f"spill {sums['spill_mb'] / 1024:.1f} GB"
+    )
+    record = {
+        **common.header("benchmarks/billion.py"),
+        "size": args.size,
+        "customers": customers,
+        "master": args.master,
+        "conf": {k: v for k, v in conf.items() if not k.startswith("spark.eventLog")}
+        | {"spark.local.dir": "(the benchmark's own folder)"},
+        "generated_s": generated_s,
+        "waited_s": waited,
+        "full": {**run, "event_log": sums, "local_dir_left_gb": local_gb},
+        "completed": True,
+        "summary": summary,
+        "note": args.note,
+    }
+    common.append_result("billion.jsonl", record)
+    print(summary)
+    print(f"steps: {run['steps']}\nevent log totals: {sums}")
+    shutil.rmtree(work / "spark-local", ignore_errors=True)
+
+
+def _size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.exists() else 0
+
+
+if __name__ == "__main__":
+    main()
