@@ -12,7 +12,7 @@ EARLIER ?= 2026-11-09
 REPORT ?= reports/report-$(SNAPSHOT).html
 PYTEST_ARGS ?=
 
-.PHONY: help install chromium run test test-fast lint format typecheck package bench clean
+.PHONY: help install chromium run test test-fast lint format typecheck package bench bench-billion clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -72,6 +72,10 @@ bench: install ## Benchmarks, then every target with its ratio and status (about
 	$(BIN)/python benchmarks/scoring.py --synthetic 4000000 --modes ours,naive --repeat 3
 	$(BIN)/python benchmarks/backfill.py --customers 20000 --days 730 --snapshots 14 --repeat 3
 	$(BIN)/python benchmarks/predictions.py --size 1m --repeat 3
+	$(BIN)/python benchmarks/targets.py
+
+bench-billion: install ## One full segment run over ~1 billion generated rows (13 GB, ~45 min to generate once, ~15 min to run)
+	$(BIN)/python benchmarks/billion.py
 	$(BIN)/python benchmarks/targets.py
 
 clean: ## Remove the venv, build output, demo data and the local warehouse
