@@ -55,7 +55,8 @@ def _load(
 
             return open_store(spark, "auto").read(path, version=version)
         if settings.format == "table":
-            return spark.table(path)
+            reader = spark.read if version is None else spark.read.option("versionAsOf", version)
+            return reader.table(path)
         # CSV: every column is read as text (no inferSchema pass) and typed explicitly below.
         return _csv_options(spark.read, settings).csv(path)
     except AnalysisException as exc:
@@ -234,7 +235,7 @@ def stream_transactions(
         elif fmt == "csv":
             stream = _csv_options(files.schema(batch.schema), settings).csv(path)
         elif fmt == "table":
-            stream = spark.readStream.table(path)
+            stream = _changes(spark, spark.readStream, settings).table(path)
         else:
             from rfm_spark.session import has_delta_extension
 
@@ -243,10 +244,7 @@ def stream_transactions(
                     f"reading only the new rows of the Delta input {path!r} needs the Delta "
                     "connector (run 'make install'), or run with --full"
                 )
-            reader = spark.readStream.format("delta")
-            if change_feed_on(spark, path):
-                reader = reader.option("readChangeFeed", "true")
-            stream = reader.load(path)
+            stream = _changes(spark, spark.readStream.format("delta"), settings).load(path)
     except AnalysisException as exc:
         first = java_error_line(exc) or type(exc).__name__
         raise InputError(f"cannot stream {fmt} input {path!r}: {first}") from None
@@ -254,9 +252,27 @@ def stream_transactions(
     return validate(stream, settings, now=now, beside=beside)
 
 
-def change_feed_on(spark: SparkSession, path: str) -> bool:
-    """Whether the Delta table at ``path`` records its changes (``delta.enableChangeDataFeed``)."""
-    detail = spark.sql(f"DESCRIBE DETAIL delta.{quote(path)}").first()
+def _changes(spark: SparkSession, reader: Any, settings: InputSettings) -> Any:
+    """``reader`` reading the input's change data feed when the input records one. A
+    micro-batch then always holds whole commits (no file limit per batch): a batch that ended
+    inside a commit would recompute days from a version whose other rows come again later."""
+    if not change_feed_on(spark, settings):
+        return reader
+    return reader.option("readChangeFeed", "true").option("maxFilesPerTrigger", 2**31 - 1)
+
+
+def change_feed_on(spark: SparkSession, settings: InputSettings) -> bool:
+    """Whether the input is a Delta table that records its changes
+    (``delta.enableChangeDataFeed``): a Delta path, or a metastore table stored as Delta."""
+    if settings.format not in ("delta", "table"):
+        return False
+    target = (
+        str(settings.path) if settings.format == "table" else f"delta.{quote(str(settings.path))}"
+    )
+    try:
+        detail = spark.sql(f"DESCRIBE DETAIL {target}").first()
+    except AnalysisException:  # not a Delta table
+        return False
     properties = (detail["properties"] if detail is not None else None) or {}
     return str(properties.get("delta.enableChangeDataFeed", "false")).lower() == "true"
 

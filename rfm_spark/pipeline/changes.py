@@ -12,16 +12,18 @@ a full run would. The activity then equals a full read of the input at that comm
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from rfm_spark.activity import KEY, fingerprinted, merged_days, unseen_rows, without_rows
-from rfm_spark.io.inputs import CHANGE_COLUMNS, read_transactions
+from rfm_spark.io.inputs import CHANGE_COLUMNS, read_input
 from rfm_spark.pipeline.run import Run
 from rfm_spark.schemas import ACTIVITY_SCHEMA
+from rfm_spark.sqltext import quote
+from rfm_spark.validation import ROW, validate
 
 CHANGE_TYPE, COMMIT_VERSION = CHANGE_COLUMNS[0], CHANGE_COLUMNS[1]
 ADDED = ("insert", "update_postimage")
@@ -41,6 +43,7 @@ class Withdrawn:
     days: list[dt.date]
     count: int
     version: int  # the batch's last commit of the input
+    row_columns: tuple[str, ...]  # the input's columns as the stream read them
 
     def release(self) -> None:
         self.keys.unpersist()
@@ -66,8 +69,14 @@ def withdrawn_rows(batch: DataFrame) -> Withdrawn | None:
         return None
     rows = fingerprinted(batch.filter(gone)).persist(StorageLevel.MEMORY_AND_DISK)
     keys = rows.select(*KEY).distinct().persist(StorageLevel.MEMORY_AND_DISK)
-    days = sorted(r[0] for r in keys.select("order_date").distinct().collect())
-    return Withdrawn(rows, keys, days, int(head["n"]), int(head["v"]))
+    names = tuple(batch.schema[ROW].dataType.fieldNames())  # type: ignore[attr-defined]
+    withdrawn = Withdrawn(rows, keys, [], int(head["n"]), int(head["v"]), names)
+    try:
+        days = sorted(r[0] for r in keys.select("order_date").distinct().collect())
+    except BaseException:
+        withdrawn.release()
+        raise
+    return replace(withdrawn, days=days)
 
 
 def compared_with(existing: DataFrame, withdrawn: Withdrawn | None) -> DataFrame:
@@ -93,8 +102,12 @@ def with_recomputed(
     if withdrawn is None:
         return existing, fresh
     spark, config = run.spark, run.config
-    source = read_transactions(spark, config.input, now=now, version=withdrawn.version)
-    rows = fingerprinted(source.filter(_valid())).join(withdrawn.keys, on=KEY, how="left_semi")
+    # the row as the stream saw it: a column added to the input since would change the
+    # fingerprints, and copies of these rows arriving later would not be known as copies
+    columns = [quote(c) for c in withdrawn.row_columns]
+    source = read_input(spark, config.input, version=withdrawn.version).select(*columns)
+    valid = validate(source, config.input, now=now).filter(_valid())
+    rows = fingerprinted(valid).join(withdrawn.keys, on=KEY, how="left_semi")
     dedupe = config.validation.duplicates == "quarantine"
     none = spark.createDataFrame([], ACTIVITY_SCHEMA)
     recomputed = merged_days(none, unseen_rows(rows, none, dedupe=dedupe))

@@ -34,7 +34,7 @@ from rfm_spark.config import Config
 from rfm_spark.errors import ConfigError, InputError
 from rfm_spark.features import rfm_features
 from rfm_spark.io.commits import Txn
-from rfm_spark.io.inputs import stream_transactions
+from rfm_spark.io.inputs import change_feed_on, stream_transactions
 from rfm_spark.io.new_input import (
     checkpoint_exists,
     files_gone,
@@ -74,23 +74,28 @@ class Window:
 class _Activity:
     table: str
     checkpoint: str  # what the streaming query has read of the input
+    change_feed: bool  # the input is a Delta table whose changes are read
 
 
-def _rules(config: Config) -> str:
+def _rules(config: Config, change_feed: bool) -> str:
     """A hash of the settings that decide what an input row becomes in the activity table:
-    the activity is only valid for the rules it was built with."""
-    rules = {
+    the activity is only valid for the rules it was built with (and for the way the input
+    was read: its change data feed, turned on or off, makes the checkpoint another query's)."""
+    rules: dict[str, object] = {
         "input": config.input.model_dump(mode="json", exclude={"customers_path"}),
         "time_zone": config.features.time_zone,
         "duplicates": config.validation.duplicates,
     }
+    if change_feed:  # absent otherwise: the hash of tables built before stays the same
+        rules["change_feed"] = True
     return hashlib.sha256(json.dumps(rules, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _activity(run: Run) -> _Activity:
     config = run.config
     name = config.output.activity_table
-    return _Activity(config.table_path(name), join(config.warehouse, "_checkpoints", name))
+    feed = change_feed_on(run.spark, config.input)
+    return _Activity(config.table_path(name), join(config.warehouse, "_checkpoints", name), feed)
 
 
 @dataclass(frozen=True)
@@ -166,11 +171,13 @@ def _check_state(run: Run, where: _Activity) -> None:
                 "with --rebuild to read this input into it instead, with --full for this "
                 "snapshot, or set output.activity_table to another name for this input"
             )
-        if latest.get(RULES_KEY, _rules(run.config)) != _rules(run.config):
+        rules = _rules(run.config, where.change_feed)
+        if latest.get(RULES_KEY, rules) != rules:
             raise ConfigError(
                 f"{where.table} was built with other input, time zone or duplicate settings "
-                "than this run's; run with --rebuild to read the whole input again with these "
-                "settings, or with --full for this snapshot"
+                "than this run's (or before the input's change data feed was turned on or off); "
+                "run with --rebuild to read the whole input again with these settings, or with "
+                "--full for this snapshot"
             )
         _check_files(run, where)
 
@@ -211,7 +218,7 @@ def _start_over(run: Run, where: _Activity) -> None:
             where.table,
             partition_column=ACTIVITY_PARTITION,
             partition_values=days,
-            metadata=_metadata(run, Reconciliation(0, 0, 0, 0, {})),
+            metadata=_metadata(run, where, Reconciliation(0, 0, 0, 0, {})),
         )
 
 
@@ -293,18 +300,18 @@ def _write_days(
         where.table,
         partition_column=ACTIVITY_PARTITION,
         partition_values=days,
-        metadata=_metadata(run, recon),
+        metadata=_metadata(run, where, recon),
         table_properties=run.config.history.table_properties(),
         txn=txn,
     )
 
 
-def _metadata(run: Run, recon: Reconciliation) -> dict[str, str]:
+def _metadata(run: Run, where: _Activity, recon: Reconciliation) -> dict[str, str]:
     """What an activity commit records: the input and rules it was read with, the rows."""
     return {
         "run_id": run.run_id,
         INPUT_KEY: str(run.config.input.path),
-        RULES_KEY: _rules(run.config),
+        RULES_KEY: _rules(run.config, where.change_feed),
         "reconciliation": json.dumps(recon.as_dict(), sort_keys=True),
         "rfm_spark_version": __version__,
     }
