@@ -16,6 +16,7 @@ shuffle and GC come from the event log. One JSON line goes to results/billion.js
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -103,8 +104,9 @@ def main() -> None:
     sums = totals(parse_event_log(log))
     local_gb = round(_size(work / "spark-local") / 2**30, 2)
     peak = run["peak_mb"]
+    rows = json.loads((data / "_generated.json").read_text())["written"]["transactions"]
     summary = (
-        f"full run of {customers:,} customers: {run['wall_s']:.0f} s, peak "
+        f"full run of {rows:,} rows ({customers:,} customers): {run['wall_s']:.0f} s, peak "
         f"{peak.get('python_mb', 0) + peak.get('jvm_mb', 0):,.0f} MB, "
         f"spill {sums['spill_mb'] / 1024:.1f} GB"
     )
@@ -112,6 +114,7 @@ def main() -> None:
         **common.header("benchmarks/billion.py"),
         "size": args.size,
         "customers": customers,
+        "transactions": rows,
         "master": args.master,
         "conf": {k: v for k, v in conf.items() if not k.startswith("spark.eventLog")}
         | {"spark.local.dir": "(the benchmark's own folder)"},
