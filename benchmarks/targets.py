@@ -136,7 +136,10 @@ def other_rows() -> list[Row]:
             "a billion rows segmented without running out of memory",
             "not measured" if g is None else f"{g['summary']} ({_code(g)})",
             "",
-            "not measured" if g is None else _status(bool(g.get("completed"))),
+            "not measured"
+            if g is None
+            else _status(bool(g.get("completed")))
+            + ("" if "incremental" in g else " (full run; incremental not measured)"),
         )
     )
     return rows
