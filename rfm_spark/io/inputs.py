@@ -208,15 +208,15 @@ def read_transactions(
 
 
 def stream_transactions(
-    spark: SparkSession, settings: InputSettings, *, now: dt.datetime
+    spark: SparkSession, settings: InputSettings, *, now: dt.datetime, changes: bool = False
 ) -> DataFrame:
     """The input as a stream of the rows not read before, validated like
     :func:`read_transactions`.
 
     Structured Streaming finds the new rows: new files of a Parquet or CSV folder, new commits
     of a Delta table or a metastore table (its checkpoint, kept by the caller, remembers what
-    was read). A Delta table whose change data feed is on is read as its changes: every row
-    then carries :data:`CHANGE_COLUMNS` (insert, update images, delete; the commit), beside
+    was read). With ``changes`` (a Delta input whose change data feed is on, see
+    :func:`change_feed_on`) it is read as its changes: every row then carries :data:`CHANGE_COLUMNS` (insert, update images, delete; the commit), beside
     the row itself. The path, columns and types are checked on a batch read first, so a bad
     input fails as clearly as in a full run.
 
@@ -235,7 +235,7 @@ def stream_transactions(
         elif fmt == "csv":
             stream = _csv_options(files.schema(batch.schema), settings).csv(path)
         elif fmt == "table":
-            stream = _changes(spark, spark.readStream, settings).table(path)
+            stream = _changes(spark.readStream, changes).table(path)
         else:
             from rfm_spark.session import has_delta_extension
 
@@ -244,7 +244,7 @@ def stream_transactions(
                     f"reading only the new rows of the Delta input {path!r} needs the Delta "
                     "connector (run 'make install'), or run with --full"
                 )
-            stream = _changes(spark, spark.readStream.format("delta"), settings).load(path)
+            stream = _changes(spark.readStream.format("delta"), changes).load(path)
     except AnalysisException as exc:
         first = java_error_line(exc) or type(exc).__name__
         raise InputError(f"cannot stream {fmt} input {path!r}: {first}") from None
@@ -252,11 +252,11 @@ def stream_transactions(
     return validate(stream, settings, now=now, beside=beside)
 
 
-def _changes(spark: SparkSession, reader: Any, settings: InputSettings) -> Any:
-    """``reader`` reading the input's change data feed when the input records one. A
-    micro-batch then always holds whole commits (no file limit per batch): a batch that ended
-    inside a commit would recompute days from a version whose other rows come again later."""
-    if not change_feed_on(spark, settings):
+def _changes(reader: Any, changes: bool) -> Any:
+    """``reader`` reading the input's change data feed when ``changes``. A micro-batch then
+    always holds whole commits (no file limit per batch): a batch that ended inside a commit
+    would recompute days from a version whose other rows come again later."""
+    if not changes:
         return reader
     return reader.option("readChangeFeed", "true").option("maxFilesPerTrigger", 2**31 - 1)
 

@@ -92,10 +92,16 @@ def _rules(config: Config, change_feed: bool) -> str:
 
 
 def _activity(run: Run) -> _Activity:
+    """Where the activity and its checkpoint live, and whether the input's changes are read
+    (asked of the input once per run)."""
     config = run.config
     name = config.output.activity_table
     feed = change_feed_on(run.spark, config.input)
-    return _Activity(config.table_path(name), join(config.warehouse, "_checkpoints", name), feed)
+    return _Activity(_table(config), join(config.warehouse, "_checkpoints", name), feed)
+
+
+def _table(config: Config) -> str:
+    return config.table_path(config.output.activity_table)
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,9 @@ def ingest(run: Run, window: Window, *, rebuild: bool = False) -> Intake:
         _start_over(run, where)
     else:
         _check_state(run, where)
-    stream = stream_transactions(run.spark, run.config.input, now=window.now)
+    stream = stream_transactions(
+        run.spark, run.config.input, now=window.now, changes=where.change_feed
+    )
     parts: list[tuple[Reconciliation, int | None]] = []
     app: list[str] = []
 
@@ -370,7 +378,7 @@ def _counts(validated: DataFrame, taken: DataFrame, window: Window) -> Reconcili
 
 def activity_features(run: Run, snapshot_date: dt.date) -> DataFrame:
     """Cached features of one snapshot from the activity of its window."""
-    table = _activity(run).table
+    table = _table(run.config)
     lookback = run.config.features.lookback_days
     activity = (
         run.store.read(table)
