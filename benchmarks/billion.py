@@ -33,12 +33,11 @@ def _peak_sampler(proc: subprocess.Popen[str], peak: dict[str, float]) -> None:
     """Keep the largest VmHWM seen of ``proc`` and its JVM until it ends (MiB)."""
     while proc.poll() is None:
         try:
-            py = common._status_kb(proc.pid, "VmHWM") / 1024
-            jvm = sum(common._status_kb(p, "VmHWM") for p in common.java_descendants(proc.pid))
+            now = common.peak_memory_mb(proc.pid)
         except OSError:
             break
-        peak["python_mb"] = max(peak.get("python_mb", 0.0), round(py, 1))
-        peak["jvm_mb"] = max(peak.get("jvm_mb", 0.0), round(jvm / 1024, 1))
+        for key in ("python_mb", "jvm_mb"):
+            peak[key] = max(peak.get(key, 0.0), now[key])
         time.sleep(1.0)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import common
-from incremental import same_snapshot
+from incremental import same_snapshot, segment
 
 
 def delta_input(data: Path) -> Path:
@@ -59,19 +59,6 @@ def correct(table: Path, share: float) -> dict[str, int]:
     return counts
 
 
-def segment(table: Path, warehouse: Path, day: Any, mode: str) -> dict[str, Any]:
-    """One cold ``rfm-spark segment`` over the Delta input: wall time and step times."""
-    cmd = [sys.executable, "-m", "rfm_spark.cli", "segment", f"--{mode}"]
-    cmd += ["--snapshot-date", day.isoformat(), "--input", str(table), "--input-format", "delta"]
-    cmd += ["--warehouse", str(warehouse), "--master", "local[2]"]
-    for key, value in common.SPARK_CONF.items():
-        cmd += ["--spark-conf", f"{key}={value}"]
-    common.wait_quiet()
-    run = {"mode": mode, **common.cold_command(cmd, f"{mode} run")}
-    print(f"  {mode}: {run['wall_s']} s {run['steps']}", file=sys.stderr, flush=True)
-    return run
-
-
 def main() -> None:
     p = common.parser(__doc__, default_size="10m")
     p.add_argument("--share", type=float, default=0.001, help="share of rows updated, and deleted")
@@ -84,12 +71,13 @@ def main() -> None:
     table = work / "input"
     shutil.copytree(source, table)  # each script run corrects its own copy
     day = common.END_DATE
-    runs = {"first_incremental": segment(table, work / "inc", day, "incremental")}
-    runs["nothing_new"] = segment(table, work / "inc", day, "incremental")
+    delta = ("--input-format", "delta")
+    runs = {"first_incremental": segment(table, work / "inc", day, "incremental", *delta)}
+    runs["nothing_new"] = segment(table, work / "inc", day, "incremental", *delta)
     changed = correct(table, args.share)
     print(f"  corrected: {changed}", file=sys.stderr, flush=True)
-    runs["after_corrections"] = segment(table, work / "inc", day, "incremental")
-    runs["full"] = segment(table, work / "full", day, "full")
+    runs["after_corrections"] = segment(table, work / "inc", day, "incremental", *delta)
+    runs["full"] = segment(table, work / "full", day, "full", *delta)
     equal = same_snapshot(work / "inc", work / "full", day)
     record = {
         **common.header("benchmarks/change_feed.py"),

@@ -156,11 +156,12 @@ def java_descendants(root: int | None = None) -> list[int]:
     return out
 
 
-def peak_memory_mb() -> dict[str, float]:
-    """Peak RSS (VmHWM) of this Python process and of its java children (the Spark driver JVM,
-    which in local mode also runs the executors), in MiB."""
-    py = _status_kb(os.getpid(), "VmHWM") / 1024
-    jvm = sum(_status_kb(p, "VmHWM") for p in java_descendants()) / 1024
+def peak_memory_mb(pid: int | None = None) -> dict[str, float]:
+    """Peak RSS (VmHWM) of a Python process (this one by default) and of its java children
+    (the Spark driver JVM, which in local mode also runs the executors), in MiB."""
+    pid = pid or os.getpid()
+    py = _status_kb(pid, "VmHWM") / 1024
+    jvm = sum(_status_kb(p, "VmHWM") for p in java_descendants(pid)) / 1024
     return {"python_mb": round(py, 1), "jvm_mb": round(jvm, 1), "total_mb": round(py + jvm, 1)}
 
 

@@ -70,9 +70,12 @@ def add_files(source: Path, input_dir: Path) -> None:
         os.link(f, input_dir / f.name)
 
 
-def segment(input_dir: Path, warehouse: Path, day: dt.date, mode: str) -> dict[str, Any]:
-    """One cold ``rfm-spark segment`` command: wall time and step times."""
-    cmd = [sys.executable, "-m", "rfm_spark.cli", "segment", f"--{mode}"]
+def segment(
+    input_dir: Path, warehouse: Path, day: dt.date, mode: str, *more: str
+) -> dict[str, Any]:
+    """One cold ``rfm-spark segment`` command (``more``: further flags): wall time and step
+    times."""
+    cmd = [sys.executable, "-m", "rfm_spark.cli", "segment", f"--{mode}", *more]
     cmd += ["--snapshot-date", day.isoformat(), "--input", str(input_dir)]
     cmd += ["--warehouse", str(warehouse), "--master", "local[2]"]
     for key, value in SPARK_CONF.items():
