@@ -17,10 +17,11 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from rfm_spark.schemas import ACTIVITY_SCHEMA
+from rfm_spark.schemas import ACTIVITY_PARTITION, ACTIVITY_SCHEMA
 from rfm_spark.validation import DUPLICATE, ROW, row_fingerprint
 
-KEY = ["customer_id", "order_date"]
+DAY = ACTIVITY_PARTITION
+KEY = ["customer_id", DAY]
 _ROW_KEY = [*KEY, "_h1", "_h2"]
 
 
@@ -32,30 +33,50 @@ def fingerprinted(valid: DataFrame) -> DataFrame:
 
 
 def unseen_rows(batch: DataFrame, existing: DataFrame, *, dedupe: bool) -> DataFrame:
-    """The batch's rows with ``_copies`` (copies of it in the batch) and ``_seen`` (an earlier
-    batch already took it).
+    """The batch's distinct rows with ``_copies`` (copies of it in the batch) and ``_seen`` (an
+    earlier batch already took it), partitioned by day.
 
+    The batch's narrow columns and the fingerprints of the activity are shuffled once, by day,
+    together: the grouping by fingerprint here, the grouping by customer and day in
+    :func:`merged_days` and the write of day partitions all reuse that partitioning. The
+    original row (``_row``) is not shuffled; :func:`duplicates` fetches it for the few copies.
     With ``dedupe`` rows are grouped by fingerprint within their customer and day, as a full
     run groups them; without it every row stands alone (``validation.duplicates: keep``).
 
     Args:
         batch: :func:`fingerprinted` rows of the batch.
         existing: Activity rows of (at least) the days the batch touches.
+
+    Returns:
+        ``customer_id``, ``order_date``, ``order_id``, ``amount``, ``_h1``, ``_h2``,
+        ``_copies``, ``_seen``.
     """
+    rows = batch.select(*KEY, "order_id", "amount", "_h1", "_h2")
     if not dedupe:
-        return batch.withColumn("_copies", F.lit(1)).withColumn("_seen", F.lit(False))
-    grouped = batch.groupBy(*KEY, "order_id", "_h1", "_h2").agg(
-        F.first("amount").alias("amount"),
-        F.first(ROW).alias(ROW),
-        F.count(F.lit(1)).alias("_copies"),
+        flags = {"_copies": F.lit(1).cast("bigint"), "_seen": F.lit(False)}
+        return rows.repartition(DAY).withColumns(flags)
+    seen = existing.select(*KEY, F.explode("fingerprints").alias("_fp")).select(
+        *KEY,
+        F.lit(None).cast("string").alias("order_id"),
+        F.lit(None).cast(batch.schema["amount"].dataType).alias("amount"),
+        F.col("_fp.h1").alias("_h1"),
+        F.col("_fp.h2").alias("_h2"),
+        F.lit(0).alias("_new"),
     )
-    seen = (
-        existing.select(*KEY, F.explode("fingerprints").alias("_fp"))
-        .select(*KEY, F.col("_fp.h1").alias("_h1"), F.col("_fp.h2").alias("_h2"))
-        .withColumn("_seen", F.lit(True))
+    new = F.col("_new") == 1
+    grouped = (
+        rows.withColumn("_new", F.lit(1))
+        .unionByName(seen)
+        .repartition(DAY)
+        .groupBy(*_ROW_KEY)
+        .agg(
+            F.sum("_new").cast("bigint").alias("_copies"),
+            (F.min("_new") == 0).alias("_seen"),
+            F.first(F.when(new, F.struct("order_id", "amount")), ignorenulls=True).alias("_r"),
+        )
     )
-    return grouped.join(seen, on=_ROW_KEY, how="left").withColumn(
-        "_seen", F.coalesce("_seen", F.lit(False))
+    return grouped.filter(F.col("_copies") > 0).select(
+        *KEY, "_r.order_id", "_r.amount", "_h1", "_h2", "_copies", "_seen"
     )
 
 
@@ -88,25 +109,37 @@ def duplicate_count(where: Column | None = None) -> Column:
     return F.sum(extra if where is None else F.when(where, extra).otherwise(F.lit(0)))
 
 
-def duplicates(rows: DataFrame) -> DataFrame:
-    """One row (``reason``, ``_row``) per extra copy in :func:`unseen_rows`, for the quarantine."""
+def duplicates(taken: DataFrame, batch: DataFrame) -> DataFrame:
+    """One row (``reason``, ``_row``) per extra copy in ``taken`` (:func:`unseen_rows`), for the
+    quarantine: the whole rows come from ``batch`` (:func:`fingerprinted`, with ``_row``)."""
+    extra = taken.filter(_extra_copies() > 0).select(*_ROW_KEY, _extra_copies().alias("_extra"))
+    whole = (
+        batch.join(extra.select(*_ROW_KEY), on=_ROW_KEY, how="left_semi")
+        .groupBy(*_ROW_KEY)
+        .agg(F.first(ROW).alias(ROW))
+    )
     return (
-        rows.filter(_extra_copies() > 0)
+        whole.join(extra, on=_ROW_KEY)
         .select(
             F.lit(DUPLICATE).alias("reason"),
             ROW,
-            F.explode(F.sequence(F.lit(1), _extra_copies())).alias("_copy"),
+            F.explode(F.sequence(F.lit(1), F.col("_extra"))).alias("_copy"),
         )
         .drop("_copy")
     )
 
 
-def _or_empty(col: str, like: str) -> Column:
-    return F.coalesce(F.col(col), F.expr(f"CAST(array() AS array<{like}>)"))
+def _empty(like: str) -> Column:
+    return F.expr(f"CAST(array() AS array<{like}>)")
 
 
 def merged_days(existing: DataFrame, fresh: DataFrame) -> DataFrame:
     """The activity rows of the touched days once ``fresh`` rows are added.
+
+    Each fresh row becomes its contribution to its customer-day (an order id, an anonymous
+    purchase, its amount, its fingerprint), the existing rows are shuffled by day to meet the
+    fresh ones (which :func:`unseen_rows` left partitioned by day), and one grouping by customer
+    and day adds them up: the output stays partitioned by day, one write task per day.
 
     Args:
         existing: Activity rows of exactly the days being rewritten.
@@ -118,38 +151,38 @@ def merged_days(existing: DataFrame, fresh: DataFrame) -> DataFrame:
         with a purchase + purchases without an id; amounts and lines add up.
     """
     purchase = F.col("amount") > 0
-    added = fresh.groupBy(*KEY).agg(
-        F.collect_set(F.when(purchase & F.col("order_id").isNotNull(), F.col("order_id"))).alias(
-            "_ids"
-        ),
-        F.count(F.when(purchase & F.col("order_id").isNull(), 1)).alias("_anonymous"),
-        F.sum("amount").alias("_net"),
-        F.count(F.lit(1)).alias("_lines"),
-        F.collect_list(F.struct(F.col("_h1").alias("h1"), F.col("_h2").alias("h2"))).alias("_fps"),
-    )
-    joined = existing.join(added, on=KEY, how="full")
-    ids = F.array_sort(
-        F.array_distinct(
-            F.concat(_or_empty("purchase_orders", "string"), _or_empty("_ids", "string"))
-        )
-    )
-    anonymous = F.coalesce("anonymous_purchases", F.lit(0)) + F.coalesce("_anonymous", F.lit(0))
     fingerprint = ACTIVITY_SCHEMA["fingerprints"].dataType.simpleString()[len("array<") : -1]
+    added = fresh.select(
+        *KEY,
+        F.when(purchase & F.col("order_id").isNotNull(), F.array("order_id"))
+        .otherwise(_empty("string"))
+        .alias("purchase_orders"),
+        F.when(purchase & F.col("order_id").isNull(), F.lit(1))
+        .otherwise(F.lit(0))
+        .cast("bigint")
+        .alias("anonymous_purchases"),
+        F.col("amount").cast("decimal(28,2)").alias("net_amount"),
+        F.lit(1).cast("bigint").alias("lines"),
+        F.array(F.struct(F.col("_h1").alias("h1"), F.col("_h2").alias("h2")))
+        .cast(f"array<{fingerprint}>")
+        .alias("fingerprints"),
+    )
+    old = existing.select(*added.columns).repartition(DAY)
+    ids = F.array_sort(F.array_distinct(F.flatten(F.collect_list("purchase_orders"))))
+    anonymous = F.sum("anonymous_purchases")
     columns = {
         "orders": F.size(ids) + anonymous,
-        "net_amount": F.coalesce("net_amount", F.lit(0)) + F.coalesce("_net", F.lit(0)),
-        "lines": F.coalesce("lines", F.lit(0)) + F.coalesce("_lines", F.lit(0)),
+        "net_amount": F.sum("net_amount"),
+        "lines": F.sum("lines"),
         "purchase_orders": ids,
         "anonymous_purchases": anonymous,
-        "fingerprints": F.concat(
-            _or_empty("fingerprints", fingerprint), _or_empty("_fps", fingerprint)
-        ),
+        "fingerprints": F.flatten(F.collect_list("fingerprints")),
     }
-    return joined.select(
-        *(
-            (F.col(f.name) if f.name in KEY else columns[f.name]).cast(f.dataType).alias(f.name)
-            for f in ACTIVITY_SCHEMA.fields
-        )
+    return (
+        added.unionByName(old)
+        .groupBy(*KEY)
+        .agg(*(v.alias(k) for k, v in columns.items()))
+        .select(*(F.col(f.name).cast(f.dataType).alias(f.name) for f in ACTIVITY_SCHEMA.fields))
     )
 
 

@@ -236,54 +236,52 @@ def _add_batch(
     """Quarantine a micro-batch's bad rows and copies, then add the rest to the activity (a
     change feed's withdrawn rows: their customer-days recomputed, :mod:`.changes`).
 
+    The batch is read twice, not cached (a first read of a large history would not fit): once
+    for its counts and days, once into the comparison with the activity, whose narrow result
+    is cached for the counts of copies, the quarantine and the write.
+
     Returns:
         Where the batch's new rows went, and the quarantine version that took its bad rows.
     """
-    cached: list[DataFrame] = []
-
-    def keep(df: DataFrame) -> DataFrame:
-        cached.append(df.persist(StorageLevel.MEMORY_AND_DISK))
-        return cached[-1]
-
-    withdrawn = None
+    withdrawn = taken = None
     try:
-        changes = keep(batch)
-        validated = added_rows(changes)
-        rows = fingerprinted(validated.filter(F.col("reject_reason").isNull()))
+        validated = added_rows(batch)
         with run.progress.step(f"batch {txn.version}: validating the new rows"):
-            withdrawn = withdrawn_rows(changes)
-            days = sorted({*_days(rows), *(withdrawn.days if withdrawn else [])})
+            seen = _Seen.of(validated, window)
+            withdrawn = withdrawn_rows(batch)
+        days = sorted({*seen.days, *(withdrawn.days if withdrawn else [])})
         quarantine = run.config.table_path(run.config.output.quarantine_table)
         done = _committed(run, where.table if days else quarantine, txn)
         if done is not None:  # a replay of a batch an earlier run committed: nothing again
             run.progress.info(f"batch {txn.version} was committed by an earlier run")
             quarantined = run.store.txn_version(quarantine, txn) if done.quarantined else None
             return done, quarantined
+        rows = fingerprinted(validated.filter(F.col("reject_reason").isNull()))
         existing = _existing(run, where.table, days)
         dedupe = run.config.validation.duplicates == "quarantine"
-        taken = keep(unseen_rows(rows, compared_with(existing, withdrawn), dedupe=dedupe))
+        taken = unseen_rows(rows, compared_with(existing, withdrawn), dedupe=dedupe)
+        taken = taken.persist(StorageLevel.MEMORY_AND_DISK)
         with run.progress.step(
             f"batch {txn.version}: comparing with {len(days)} day(s) of activity"
         ):
-            recon = _counts(validated, taken, window)
-        version = quarantine_batch(run, validated, taken, recon, (window.snapshot, window.now), txn)
+            recon = seen.reconciliation(taken, window)
+        when = (window.snapshot, window.now)
+        version = quarantine_batch(run, validated, (rows, taken), recon, when, txn)
         if days:
             old, fresh = with_recomputed(
                 run, existing, taken.filter(~F.col("_seen")), withdrawn, window.now
             )
             _tell_withdrawn(run, txn, withdrawn)
-            # one task per day: one file per day partition, not one per task and day
-            merged = merged_days(old, fresh).repartition(ACTIVITY_PARTITION)
             with run.progress.step(
                 f"batch {txn.version}: rewriting {len(days)} day(s) of activity"
             ):
-                _write_days(run, merged, where, days, recon, txn)
+                _write_days(run, merged_days(old, fresh), where, days, recon, txn)
         return recon, version
     finally:
         if withdrawn is not None:
             withdrawn.release()
-        for df in reversed(cached):
-            df.unpersist()
+        if taken is not None:
+            taken.unpersist()
 
 
 def _tell_withdrawn(run: Run, txn: Txn, withdrawn: Withdrawn | None) -> None:
@@ -346,34 +344,56 @@ def _existing(run: Run, table: str, days: list[dt.date]) -> DataFrame:
     return run.store.read(table).filter(F.col(ACTIVITY_PARTITION).isin(days))
 
 
-def _counts(validated: DataFrame, taken: DataFrame, window: Window) -> Reconciliation:
-    """Where a batch's rows went: bad, copies, and the rest by their place to the window."""
+def _places(window: Window) -> dict[str, Column]:
+    """Where a valid row's day lies relative to the snapshot's window."""
     day = F.col(ACTIVITY_PARTITION)
-    places: dict[str, Column] = {
+    return {
         "before_window": day < F.lit(window.start),
         "in_window": (day >= F.lit(window.start)) & (day < F.lit(window.snapshot)),
         "after_snapshot": day >= F.lit(window.snapshot),
     }
-    valid = F.col("reject_reason").isNull()
-    seen = validated.agg(
-        F.count(F.lit(1)).alias("input_rows"),
-        *[F.count(F.when(F.col("reject_reason") == r, 1)).alias(r) for r in REASONS],
-        *[F.count(F.when(valid & where, 1)).alias(name) for name, where in places.items()],
-    ).first()
-    copies = taken.agg(
-        *[F.coalesce(duplicate_count(where), F.lit(0)).alias(n) for n, where in places.items()]
-    ).first()
-    assert seen is not None and copies is not None
-    quarantined = {r: int(seen[r]) for r in REASONS if seen[r]}
-    if sum(copies):
-        quarantined[DUPLICATE] = int(sum(copies))
-    return Reconciliation(
-        input_rows=int(seen["input_rows"]),
-        used=int(seen["in_window"] - copies["in_window"]),
-        before_window=int(seen["before_window"] - copies["before_window"]),
-        after_snapshot=int(seen["after_snapshot"] - copies["after_snapshot"]),
-        quarantined=quarantined,
-    )
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """A batch's rows counted by what they are (bad by reason, valid by place) in one job,
+    and the days its valid rows fall on."""
+
+    counts: dict[str, int]
+    days: list[dt.date]
+
+    @staticmethod
+    def of(validated: DataFrame, window: Window) -> _Seen:
+        valid = F.col("reject_reason").isNull()
+        places = _places(window)
+        row = validated.agg(
+            F.count(F.lit(1)).alias("input_rows"),
+            *[F.count(F.when(F.col("reject_reason") == r, 1)).alias(r) for r in REASONS],
+            *[F.count(F.when(valid & where, 1)).alias(name) for name, where in places.items()],
+            F.collect_set(F.when(valid, F.col(ACTIVITY_PARTITION))).alias("_days"),
+        ).first()
+        assert row is not None
+        counts = {k: int(v) for k, v in row.asDict().items() if k != "_days"}
+        return _Seen(counts, sorted(row["_days"]))
+
+    def reconciliation(self, taken: DataFrame, window: Window) -> Reconciliation:
+        """Where the batch's rows went, once ``taken`` (:func:`unseen_rows`) found the copies."""
+        places = _places(window)
+        copies = taken.agg(
+            *[F.coalesce(duplicate_count(where), F.lit(0)).alias(n) for n, where in places.items()]
+        ).first()
+        assert copies is not None
+        seen = self.counts
+        quarantined = {r: seen[r] for r in REASONS if seen[r]}
+        if sum(copies):
+            quarantined[DUPLICATE] = int(sum(copies))
+        return Reconciliation(
+            input_rows=seen["input_rows"],
+            used=seen["in_window"] - int(copies["in_window"]),
+            before_window=seen["before_window"] - int(copies["before_window"]),
+            after_snapshot=seen["after_snapshot"] - int(copies["after_snapshot"]),
+            quarantined=quarantined,
+        )
 
 
 def activity_features(run: Run, snapshot_date: dt.date) -> DataFrame:

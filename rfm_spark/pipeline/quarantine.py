@@ -142,15 +142,18 @@ def _replace(
 def quarantine_batch(
     run: Run,
     validated: DataFrame,
-    taken: DataFrame,
+    compared: tuple[DataFrame, DataFrame],
     recon: Reconciliation,
     when: tuple[dt.date, dt.datetime],
     txn: Txn,
 ) -> int | None:
-    """Quarantine an incremental batch's bad rows and copies (``taken``: its rows compared
-    with the activity), then refuse the batch when too many of its rows were bad.
+    """Quarantine an incremental batch's bad rows and copies, then refuse the batch when too
+    many of its rows were bad.
 
     Args:
+        validated: The batch's validated rows.
+        compared: Its valid rows (:func:`~rfm_spark.activity.fingerprinted`) and those rows
+            compared with the activity (:func:`~rfm_spark.activity.unseen_rows`).
         when: The snapshot being made and the run's start.
 
     Returns:
@@ -161,7 +164,9 @@ def quarantine_batch(
         bad = validated.filter(F.col("reject_reason").isNotNull()).select(
             F.col("reject_reason").alias("reason"), ROW
         )
-        version = add_to_quarantine(run, bad.unionByName(duplicates(taken)), recon, *when, txn)
+        rows, taken = compared
+        copies = duplicates(taken, rows)
+        version = add_to_quarantine(run, bad.unionByName(copies), recon, *when, txn)
     # copies of rows already read are expected (a file delivered twice): they are
     # quarantined but do not count against the share of bad rows
     reasons = {r: n for r, n in recon.quarantined.items() if r != DUPLICATE}
