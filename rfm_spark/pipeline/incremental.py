@@ -19,13 +19,12 @@ import json
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from rfm_spark import __version__
 from rfm_spark.activity import (
     daily_activity,
-    duplicate_count,
     fingerprinted,
     merged_days,
     unseen_rows,
@@ -43,6 +42,7 @@ from rfm_spark.io.new_input import (
     remove_checkpoint,
 )
 from rfm_spark.paths import join
+from rfm_spark.pipeline.batch_counts import BatchCounts
 from rfm_spark.pipeline.changes import (
     Withdrawn,
     added_rows,
@@ -55,7 +55,6 @@ from rfm_spark.pipeline.results import Reconciliation
 from rfm_spark.pipeline.rows import with_attributes
 from rfm_spark.pipeline.run import Run
 from rfm_spark.schemas import ACTIVITY_PARTITION, ACTIVITY_SCHEMA
-from rfm_spark.validation import DUPLICATE, REASONS
 
 INPUT_KEY = "input"  # commit metadata: the input the activity was read from
 RULES_KEY = "input_rules"  # commit metadata: the hash of the settings it was built with
@@ -247,7 +246,7 @@ def _add_batch(
     try:
         validated = added_rows(batch)
         with run.progress.step(f"batch {txn.version}: validating the new rows"):
-            seen = _Seen.of(validated, window)
+            seen = BatchCounts.of(validated, window.start, window.snapshot)
             withdrawn = withdrawn_rows(batch)
         days = sorted({*seen.days, *(withdrawn.days if withdrawn else [])})
         quarantine = run.config.table_path(run.config.output.quarantine_table)
@@ -264,7 +263,7 @@ def _add_batch(
         with run.progress.step(
             f"batch {txn.version}: comparing with {len(days)} day(s) of activity"
         ):
-            recon = seen.reconciliation(taken, window)
+            recon = seen.reconciliation(taken)
         when = (window.snapshot, window.now)
         version = quarantine_batch(run, validated, (rows, taken), recon, when, txn)
         if days:
@@ -342,58 +341,6 @@ def _existing(run: Run, table: str, days: list[dt.date]) -> DataFrame:
     if not days or not run.store.exists(table):
         return run.spark.createDataFrame([], ACTIVITY_SCHEMA)
     return run.store.read(table).filter(F.col(ACTIVITY_PARTITION).isin(days))
-
-
-def _places(window: Window) -> dict[str, Column]:
-    """Where a valid row's day lies relative to the snapshot's window."""
-    day = F.col(ACTIVITY_PARTITION)
-    return {
-        "before_window": day < F.lit(window.start),
-        "in_window": (day >= F.lit(window.start)) & (day < F.lit(window.snapshot)),
-        "after_snapshot": day >= F.lit(window.snapshot),
-    }
-
-
-@dataclass(frozen=True)
-class _Seen:
-    """A batch's rows counted by what they are (bad by reason, valid by place) in one job,
-    and the days its valid rows fall on."""
-
-    counts: dict[str, int]
-    days: list[dt.date]
-
-    @staticmethod
-    def of(validated: DataFrame, window: Window) -> _Seen:
-        valid = F.col("reject_reason").isNull()
-        places = _places(window)
-        row = validated.agg(
-            F.count(F.lit(1)).alias("input_rows"),
-            *[F.count(F.when(F.col("reject_reason") == r, 1)).alias(r) for r in REASONS],
-            *[F.count(F.when(valid & where, 1)).alias(name) for name, where in places.items()],
-            F.collect_set(F.when(valid, F.col(ACTIVITY_PARTITION))).alias("_days"),
-        ).first()
-        assert row is not None
-        counts = {k: int(v) for k, v in row.asDict().items() if k != "_days"}
-        return _Seen(counts, sorted(row["_days"]))
-
-    def reconciliation(self, taken: DataFrame, window: Window) -> Reconciliation:
-        """Where the batch's rows went, once ``taken`` (:func:`unseen_rows`) found the copies."""
-        places = _places(window)
-        copies = taken.agg(
-            *[F.coalesce(duplicate_count(where), F.lit(0)).alias(n) for n, where in places.items()]
-        ).first()
-        assert copies is not None
-        seen = self.counts
-        quarantined = {r: seen[r] for r in REASONS if seen[r]}
-        if sum(copies):
-            quarantined[DUPLICATE] = int(sum(copies))
-        return Reconciliation(
-            input_rows=seen["input_rows"],
-            used=seen["in_window"] - int(copies["in_window"]),
-            before_window=seen["before_window"] - int(copies["before_window"]),
-            after_snapshot=seen["after_snapshot"] - int(copies["after_snapshot"]),
-            quarantined=quarantined,
-        )
 
 
 def activity_features(run: Run, snapshot_date: dt.date) -> DataFrame:
