@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _arrivals import QUIET, D, config, csv_row, row, segment, snapshot
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import SparkSession
-from test_incremental import QUIET, D, config, csv_row, row, segment, snapshot
 
 from rfm_spark.errors import ConfigError, InputError
 from rfm_spark.pipeline import run_segment
