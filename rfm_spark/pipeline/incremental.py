@@ -235,14 +235,17 @@ def _add_batch(
     """Quarantine a micro-batch's bad rows and copies, then add the rest to the activity (a
     change feed's withdrawn rows: their customer-days recomputed, :mod:`.changes`).
 
-    The batch is read twice, not cached (a first read of a large history would not fit): once
-    for its counts and days, once into the comparison with the activity, whose narrow result
-    is cached for the counts of copies, the quarantine and the write.
+    A batch of new files is read twice, not cached (a first read of a large history would not
+    fit): once for its counts and days, once into the comparison with the activity, whose
+    narrow result is cached for the counts of copies, the quarantine and the write. A change
+    feed's batch, read twice more for its withdrawn rows, is cached.
 
     Returns:
         Where the batch's new rows went, and the quarantine version that took its bad rows.
     """
     withdrawn = taken = None
+    if where.change_feed:
+        batch = batch.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         validated = added_rows(batch)
         with run.progress.step(f"batch {txn.version}: validating the new rows"):
@@ -281,6 +284,8 @@ def _add_batch(
             withdrawn.release()
         if taken is not None:
             taken.unpersist()
+        if where.change_feed:
+            batch.unpersist()
 
 
 def _tell_withdrawn(run: Run, txn: Txn, withdrawn: Withdrawn | None) -> None:
