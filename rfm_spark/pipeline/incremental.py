@@ -249,9 +249,9 @@ def _add_batch(
     try:
         validated = added_rows(batch)
         with run.progress.step(f"batch {txn.version}: validating the new rows"):
-            seen = BatchCounts.of(validated, window.start, window.snapshot)
+            counts = BatchCounts.of(validated, window.start, window.snapshot)
             withdrawn = withdrawn_rows(batch)
-        days = sorted({*seen.days, *(withdrawn.days if withdrawn else [])})
+        days = sorted({*counts.days, *(withdrawn.days if withdrawn else [])})
         quarantine = run.config.table_path(run.config.output.quarantine_table)
         done = _committed(run, where.table if days else quarantine, txn)
         if done is not None:  # a replay of a batch an earlier run committed: nothing again
@@ -266,7 +266,7 @@ def _add_batch(
         with run.progress.step(
             f"batch {txn.version}: comparing with {len(days)} day(s) of activity"
         ):
-            recon = seen.reconciliation(taken)
+            recon = counts.reconciliation(taken)
         when = (window.snapshot, window.now)
         version = quarantine_batch(run, validated, (rows, taken), recon, when, txn)
         if days:
