@@ -34,12 +34,13 @@ def fingerprinted(valid: DataFrame) -> DataFrame:
 
 def unseen_rows(batch: DataFrame, existing: DataFrame, *, dedupe: bool) -> DataFrame:
     """The batch's distinct rows with ``_copies`` (copies of it in the batch) and ``_seen`` (an
-    earlier batch already took it), partitioned by day.
+    earlier batch already took it), partitioned by customer and day.
 
-    The batch's narrow columns and the fingerprints of the activity are shuffled once, by day,
-    together: the grouping by fingerprint here, the grouping by customer and day in
-    :func:`merged_days` and the write of day partitions all reuse that partitioning. The
-    original row (``_row``) is not shuffled; :func:`duplicates` fetches it for the few copies.
+    The batch's narrow columns and the fingerprints of the activity are shuffled once, by
+    customer and day, together (a day's rows spread over all tasks): the grouping by
+    fingerprint here and the grouping by customer and day in :func:`merged_days` reuse that
+    partitioning. The original row (``_row``) is not shuffled; :func:`duplicates` fetches it
+    for the few copies.
     With ``dedupe`` rows are grouped by fingerprint within their customer and day, as a full
     run groups them; without it every row stands alone (``validation.duplicates: keep``).
 
@@ -54,7 +55,7 @@ def unseen_rows(batch: DataFrame, existing: DataFrame, *, dedupe: bool) -> DataF
     rows = batch.select(*KEY, "order_id", "amount", "_h1", "_h2")
     if not dedupe:
         flags = {"_copies": F.lit(1).cast("bigint"), "_seen": F.lit(False)}
-        return rows.repartition(DAY).withColumns(flags)
+        return rows.repartition(*KEY).withColumns(flags)
     seen = existing.select(*KEY, F.explode("fingerprints").alias("_fp")).select(
         *KEY,
         F.lit(None).cast("string").alias("order_id"),
@@ -67,7 +68,7 @@ def unseen_rows(batch: DataFrame, existing: DataFrame, *, dedupe: bool) -> DataF
     grouped = (
         rows.withColumn("_new", F.lit(1))
         .unionByName(seen)
-        .repartition(DAY)
+        .repartition(*KEY)
         .groupBy(*_ROW_KEY)
         .agg(
             F.sum("_new").cast("bigint").alias("_copies"),
@@ -137,9 +138,10 @@ def merged_days(existing: DataFrame, fresh: DataFrame) -> DataFrame:
     """The activity rows of the touched days once ``fresh`` rows are added.
 
     Each fresh row becomes its contribution to its customer-day (an order id, an anonymous
-    purchase, its amount, its fingerprint), the existing rows are shuffled by day to meet the
-    fresh ones (which :func:`unseen_rows` left partitioned by day), and one grouping by customer
-    and day adds them up: the output stays partitioned by day, one write task per day.
+    purchase, its amount, its fingerprint), the existing rows are shuffled by customer and day
+    to meet the fresh ones (which :func:`unseen_rows` left partitioned so), and one grouping by
+    customer and day adds them up. The result is then shuffled by day: one write task, and one
+    file, per day partition.
 
     Args:
         existing: Activity rows of exactly the days being rewritten.
@@ -167,7 +169,7 @@ def merged_days(existing: DataFrame, fresh: DataFrame) -> DataFrame:
         .cast(f"array<{fingerprint}>")
         .alias("fingerprints"),
     )
-    old = existing.select(*added.columns).repartition(DAY)
+    old = existing.select(*added.columns).repartition(*KEY)
     ids = F.array_sort(F.array_distinct(F.flatten(F.collect_list("purchase_orders"))))
     anonymous = F.sum("anonymous_purchases")
     columns = {
@@ -183,6 +185,7 @@ def merged_days(existing: DataFrame, fresh: DataFrame) -> DataFrame:
         .groupBy(*KEY)
         .agg(*(v.alias(k) for k, v in columns.items()))
         .select(*(F.col(f.name).cast(f.dataType).alias(f.name) for f in ACTIVITY_SCHEMA.fields))
+        .repartition(DAY)
     )
 
 

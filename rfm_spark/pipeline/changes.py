@@ -18,7 +18,7 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from rfm_spark.activity import DAY, KEY, fingerprinted, merged_days, unseen_rows, without_rows
+from rfm_spark.activity import KEY, fingerprinted, merged_days, unseen_rows, without_rows
 from rfm_spark.io.inputs import CHANGE_COLUMNS, read_input
 from rfm_spark.pipeline.run import Run
 from rfm_spark.schemas import ACTIVITY_SCHEMA
@@ -112,6 +112,6 @@ def with_recomputed(
     none = spark.createDataFrame([], ACTIVITY_SCHEMA)
     recomputed = merged_days(none, unseen_rows(rows, none, dedupe=dedupe))
     kept = existing.join(withdrawn.keys, on=KEY, how="left_anti")
-    # by day again after the join, as merged_days expects them
-    rest = fresh.join(withdrawn.keys, on=KEY, how="left_anti").repartition(DAY)
+    # by customer and day, as unseen_rows left them: the merge then needs no further shuffle
+    rest = fresh.join(withdrawn.keys, on=KEY, how="left_anti").repartition(*KEY)
     return kept.unionByName(recomputed), rest

@@ -235,10 +235,11 @@ def _add_batch(
     """Quarantine a micro-batch's bad rows and copies, then add the rest to the activity (a
     change feed's withdrawn rows: their customer-days recomputed, :mod:`.changes`).
 
-    A batch of new files is read twice, not cached (a first read of a large history would not
-    fit): once for its counts and days, once into the comparison with the activity, whose
-    narrow result is cached for the counts of copies, the quarantine and the write. A change
-    feed's batch, read twice more for its withdrawn rows, is cached.
+    The batch is not cached (a first read of a large history would not fit): it is read once
+    for its counts and days and once into the comparison with the activity, whose narrow
+    result is cached for the counts of copies and the write; a batch with bad rows or copies
+    is read again for their quarantine (the original rows). A change feed's batch, read twice
+    more for its withdrawn rows, is cached.
 
     Returns:
         Where the batch's new rows went, and the quarantine version that took its bad rows.
