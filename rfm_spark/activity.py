@@ -140,8 +140,7 @@ def merged_days(existing: DataFrame, fresh: DataFrame) -> DataFrame:
     Each fresh row becomes its contribution to its customer-day (an order id, an anonymous
     purchase, its amount, its fingerprint), the existing rows are shuffled by customer and day
     to meet the fresh ones (which :func:`unseen_rows` left partitioned so), and one grouping by
-    customer and day adds them up. The result is then shuffled by day: one write task, and one
-    file, per day partition.
+    customer and day adds them up.
 
     Args:
         existing: Activity rows of exactly the days being rewritten.
@@ -185,7 +184,6 @@ def merged_days(existing: DataFrame, fresh: DataFrame) -> DataFrame:
         .groupBy(*KEY)
         .agg(*(v.alias(k) for k, v in columns.items()))
         .select(*(F.col(f.name).cast(f.dataType).alias(f.name) for f in ACTIVITY_SCHEMA.fields))
-        .repartition(DAY)
     )
 
 

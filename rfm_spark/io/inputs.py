@@ -216,8 +216,8 @@ def stream_transactions(
     Structured Streaming finds the new rows: new files of a Parquet or CSV folder, new commits
     of a Delta table or a metastore table (its checkpoint, kept by the caller, remembers what
     was read). With ``changes`` (a Delta input whose change data feed is on, see
-    :func:`change_feed_on`) it is read as its changes: every row then carries :data:`CHANGE_COLUMNS` (insert, update images, delete; the commit), beside
-    the row itself. The path, columns and types are checked on a batch read first, so a bad
+    :func:`change_feed_on`) it is read as its changes: every row then carries
+    :data:`CHANGE_COLUMNS` (insert, update images, delete; the commit), beside the row itself. The path, columns and types are checked on a batch read first, so a bad
     input fails as clearly as in a full run.
 
     Raises:

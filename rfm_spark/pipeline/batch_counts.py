@@ -62,14 +62,14 @@ class BatchCounts:
             *[F.coalesce(duplicate_count(where), F.lit(0)).alias(n) for n, where in places.items()]
         ).first()
         assert copies is not None
-        seen = self.counts
-        quarantined = {r: seen[r] for r in REASONS if seen[r]}
+        counts = self.counts
+        quarantined = {r: counts[r] for r in REASONS if counts[r]}
         if sum(copies):
             quarantined[DUPLICATE] = int(sum(copies))
         return Reconciliation(
-            input_rows=seen["input_rows"],
-            used=seen["in_window"] - int(copies["in_window"]),
-            before_window=seen["before_window"] - int(copies["before_window"]),
-            after_snapshot=seen["after_snapshot"] - int(copies["after_snapshot"]),
+            input_rows=counts["input_rows"],
+            used=counts["in_window"] - int(copies["in_window"]),
+            before_window=counts["before_window"] - int(copies["before_window"]),
+            after_snapshot=counts["after_snapshot"] - int(copies["after_snapshot"]),
             quarantined=quarantined,
         )

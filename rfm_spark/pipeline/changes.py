@@ -12,7 +12,7 @@ a full run would. The activity then equals a full read of the input at that comm
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
@@ -69,14 +69,14 @@ def withdrawn_rows(batch: DataFrame) -> Withdrawn | None:
         return None
     rows = fingerprinted(batch.filter(gone)).persist(StorageLevel.MEMORY_AND_DISK)
     keys = rows.select(*KEY).distinct().persist(StorageLevel.MEMORY_AND_DISK)
-    names = tuple(batch.schema[ROW].dataType.fieldNames())  # type: ignore[attr-defined]
-    withdrawn = Withdrawn(rows, keys, [], int(head["n"]), int(head["v"]), names)
     try:
         days = sorted(r[0] for r in keys.select("order_date").distinct().collect())
     except BaseException:
-        withdrawn.release()
+        keys.unpersist()
+        rows.unpersist()
         raise
-    return replace(withdrawn, days=days)
+    names = tuple(batch.schema[ROW].dataType.fieldNames())  # type: ignore[attr-defined]
+    return Withdrawn(rows, keys, days, int(head["n"]), int(head["v"]), names)
 
 
 def compared_with(existing: DataFrame, withdrawn: Withdrawn | None) -> DataFrame:

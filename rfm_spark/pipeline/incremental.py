@@ -275,10 +275,12 @@ def _add_batch(
                 run, existing, taken.filter(~F.col("_seen")), withdrawn, window.now
             )
             _tell_withdrawn(run, txn, withdrawn)
+            # one task per day: one file per day partition, not one per task and day
+            merged = merged_days(old, fresh).repartition(ACTIVITY_PARTITION)
             with run.progress.step(
                 f"batch {txn.version}: rewriting {len(days)} day(s) of activity"
             ):
-                _write_days(run, merged_days(old, fresh), where, days, recon, txn)
+                _write_days(run, merged, where, days, recon, txn)
         return recon, version
     finally:
         if withdrawn is not None:
