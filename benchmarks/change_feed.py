@@ -16,7 +16,6 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
 import common
 from incremental import same_snapshot, segment
@@ -27,7 +26,7 @@ def delta_input(data: Path) -> Path:
     out = data / "delta-cdf"
     if (out / "_delta_log").exists():
         return out
-    spark = _session()
+    spark = common.local_session()
     spark.read.parquet(str(data / "transactions")).write.format("delta").option(
         "delta.enableChangeDataFeed", "true"
     ).save(str(out))
@@ -35,16 +34,9 @@ def delta_input(data: Path) -> Path:
     return out
 
 
-def _session() -> Any:
-    from rfm_spark.config import SparkSettings
-    from rfm_spark.session import build_spark
-
-    return build_spark(SparkSettings(master="local[2]", conf=common.SPARK_CONF), quiet=True)
-
-
 def correct(table: Path, share: float) -> dict[str, int]:
     """One UPDATE (amounts of a share of the rows, +10%) and one DELETE (another share)."""
-    spark = _session()
+    spark = common.local_session()
     every = round(1 / share)
     where = f"delta.`{table}`"
     pick = f"pmod(xxhash64(customer_id, order_id, line_no), {every})"  # rows spread at random

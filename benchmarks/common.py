@@ -156,6 +156,15 @@ def java_descendants(root: int | None = None) -> list[int]:
     return out
 
 
+def local_session() -> Any:
+    """A Spark session as the product builds it, ``local[2]`` with :data:`SPARK_CONF` (for
+    preparing data sets; the timed runs are cold commands)."""
+    from rfm_spark.config import SparkSettings
+    from rfm_spark.session import build_spark
+
+    return build_spark(SparkSettings(master="local[2]", conf=SPARK_CONF), quiet=True)
+
+
 def peak_memory_mb(pid: int | None = None) -> dict[str, float]:
     """Peak RSS (VmHWM) of a Python process (this one by default) and of its java children
     (the Spark driver JVM, which in local mode also runs the executors), in MiB."""

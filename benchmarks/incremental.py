@@ -33,6 +33,7 @@ from common import (
     data_dir,
     ensure_data,
     header,
+    local_session,
     parser,
     wait_quiet,
 )
@@ -45,10 +46,7 @@ def split(data: Path, days_after: int) -> Path:
         return out
     from pyspark.sql import functions as F
 
-    from rfm_spark.config import SparkSettings
-    from rfm_spark.session import build_spark
-
-    spark = build_spark(SparkSettings(master="local[2]", conf=SPARK_CONF), quiet=True)
+    spark = local_session()
     tx = spark.read.parquet(str(data / "transactions"))
     cut = END_DATE - dt.timedelta(days=days_after)
     tx.filter(F.to_date("order_ts") < F.lit(cut)).write.mode("overwrite").parquet(

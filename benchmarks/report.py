@@ -28,13 +28,6 @@ SNAPSHOT = dt.date(2026, 11, 23)
 EARLIER = SNAPSHOT - dt.timedelta(days=14)
 
 
-def _session():  # type: ignore[no-untyped-def]
-    from rfm_spark.config import SparkSettings
-    from rfm_spark.session import build_spark
-
-    return build_spark(SparkSettings(master="local[2]", conf=common.SPARK_CONF), quiet=True)
-
-
 def ensure_table(customers: int) -> Path:
     """A warehouse with a two-snapshot customer_segments table of ``customers`` customers."""
     warehouse = common.DATA / f"report-{customers}"
@@ -48,7 +41,7 @@ def ensure_table(customers: int) -> Path:
     from rfm_spark.scoring import score
     from rfm_spark.segments import assign_segments, load_scheme
 
-    spark = _session()
+    spark = common.local_session()
     store = open_store(spark, "spark")
     for day, seed in ((EARLIER, 1), (SNAPSHOT, 2)):
         ids = spark.range(customers).select(F.format_string("C%09d", "id").alias("customer_id"))
@@ -87,7 +80,7 @@ def worker(warehouse: Path) -> dict[str, object]:
     from rfm_spark.report.html import render
 
     t0 = time.monotonic()
-    spark = _session()
+    spark = common.local_session()
     started = time.monotonic() - t0
     config = Config().with_overrides({"warehouse": str(warehouse)})
     t1 = time.monotonic()
