@@ -18,6 +18,19 @@ settings.register_profile("explore")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The tests that start Spark in child processes share one class archive for their JVMs
+    (``_procs.class_archive``): when any is collected, start making it now, in the background,
+    so that it is ready before the first of them runs."""
+    import _procs
+
+    if any(
+        getattr(item, "module", None) and hasattr(item.module, "fast_jvm_env")
+        for item in session.items
+    ):
+        _procs.start_class_archive()
+
+
 @pytest.fixture(scope="session")
 def spark() -> SparkSession:
     """One local Spark session for the whole suite: 2 cores, few shuffle partitions, no UI."""

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _procs import fast_jvm_env
 from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -459,7 +460,7 @@ def test_save_load_in_a_fresh_session_gives_identical_assignments(
     features.drop("persona").write.parquet(str(tmp_path / "features"))
     script = tmp_path / "assign.py"
     script.write_text(textwrap.dedent(FRESH_SESSION_SCRIPT))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_")}
+    env = {k: v for k, v in fast_jvm_env().items() if not k.startswith("PYSPARK_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     done = subprocess.run(
         [

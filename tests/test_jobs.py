@@ -3,7 +3,6 @@ connector from --jars (as a cluster without Maven access passes pre-fetched jars
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _procs import fast_jvm_env
 from deltalake import DeltaTable
 
 from rfm_spark import jars
@@ -30,7 +30,11 @@ def test_spark_submit_segment_job(demo: Path, tmp_path: Path) -> None:
                 zf.write(f, f.relative_to(ROOT))
     job = tmp_path / "segment.py"
     shutil.copy(ROOT / "jobs" / "segment.py", job)
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env = {
+        **fast_jvm_env(),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+    }
     env.pop("PYSPARK_SUBMIT_ARGS", None)
     delta_jars = jars.installed_jars(jars.delta_artifact())
     assert delta_jars, "make install fetches the connector's jars"
