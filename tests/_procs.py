@@ -103,7 +103,10 @@ class _ClassArchive:
 
     def wait(self) -> Path | None:
         """The archive once made; None (after a warning) if the run failed."""
-        code = self.proc.wait(timeout=600)
+        try:
+            code = self.proc.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            code = None  # stopped at exit; the children start without it
         if code != 0 or not self.path.exists():
             self.log.flush()
             log = (self.folder / "run.log").read_text()[-1500:]
@@ -112,8 +115,9 @@ class _ClassArchive:
         return self.path
 
     def remove(self) -> None:
-        kill_group(self.proc)  # type: ignore[arg-type]
-        self.proc.wait()
+        if self.proc.poll() is None:  # still making it (a short session): stop it
+            kill_group(self.proc)  # type: ignore[arg-type]
+            self.proc.wait()
         self.log.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
