@@ -14,6 +14,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 from deltalake import DeltaTable
 
@@ -116,29 +117,25 @@ class _ClassArchive:
 
     def remove(self) -> None:
         if self.proc.poll() is None:  # still making it (a short session): stop it
-            kill_group(self.proc)  # type: ignore[arg-type]
+            kill_group(self.proc)
             self.proc.wait()
         self.log.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @functools.cache
-def _archive_run() -> _ClassArchive:
-    return _ClassArchive()
-
-
-def start_class_archive() -> None:
+def start_class_archive() -> _ClassArchive:
     """Start making the class archive of the child JVMs (once; conftest calls it)."""
-    _archive_run()
+    return _ClassArchive()
 
 
 @functools.cache
 def class_archive() -> Path | None:
     """The class archive the child JVMs map, made (or waited for) on first use."""
-    return _archive_run().wait()
+    return start_class_archive().wait()
 
 
-def kill_group(proc: subprocess.Popen[str]) -> None:
+def kill_group(proc: subprocess.Popen[Any]) -> None:
     """SIGKILL a process started with ``start_new_session=True`` and everything it started
     (Python and its JVM)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
