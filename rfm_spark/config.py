@@ -167,8 +167,8 @@ class ScoringSettings(_Model):
     bins: int = Field(default=5, ge=2, le=10)
     partition_by: list[str] = Field(default_factory=list)
     relative_error: float = Field(default=0.001, gt=0, lt=0.5)
-    # ntile: number of key ranges the exact ranking is split into; null = from the data size
-    ranges: int | None = Field(default=None, ge=1, le=100000)
+    # ntile: key ranges of the exact ranking; null = from the data size (<= 64: scoring.ntile)
+    ranges: int | None = Field(default=None, ge=1, le=64)
     thresholds: Thresholds | None = None
 
     @model_validator(mode="after")

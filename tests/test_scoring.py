@@ -18,7 +18,7 @@ from rfm_spark.scoring import (
     score_quantile,
     score_thresholds,
 )
-from rfm_spark.scoring.ntile import TRIPLES
+from rfm_spark.scoring.ntile import MAX_RANGES, TRIPLES, auto_ranges
 from rfm_spark.sqltext import sql_literal
 
 SCHEMA = (
@@ -107,6 +107,26 @@ def test_range_counts_by_triples_and_by_axis_agree_with_spark(
         assert scores_of(ours) == scores_of(spark_ntile(df, 5, groups))
         used = max(info.ranges.values())
         assert used**3 > TRIPLES if ranges == 40 else used**3 <= TRIPLES
+
+
+def test_the_most_ranges_still_compile_and_equal_spark(spark: SparkSession) -> None:
+    """The range lookup is generated code: with as many ranges as the scorer ever uses (the
+    auto choice stops there, however many customers or cores) Spark compiles it, here with
+    its interpreted fallback turned off, for text ids and grouped keys alike."""
+    assert auto_ranges(10**10) == MAX_RANGES and auto_ranges(150_000) == 1
+    rows = [
+        (f"customer-{i:07d}", i % 97, i % 31, Decimal(i % 1009) / 4, ("DE", "FR")[i % 2])
+        for i in range(6000)
+    ]
+    df = features(spark, rows)
+    spark.conf.set("spark.sql.codegen.fallback", "false")
+    try:
+        for groups in ([], ["country"]):
+            ours, info = score_ntile(df, bins=5, partition_by=groups, ranges=MAX_RANGES)
+            assert max(info.ranges.values()) > MAX_RANGES // 2
+            assert scores_of(ours) == scores_of(spark_ntile(df, 5, groups))
+    finally:
+        spark.conf.unset("spark.sql.codegen.fallback")
 
 
 def test_scoring_plan_is_a_narrow_map(spark: SparkSession) -> None:

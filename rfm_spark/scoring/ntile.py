@@ -52,7 +52,11 @@ _WORK_COLUMNS = frozenset({"_key_r", "_key_f", "_key_m"})  # and _g0, _g1, ... f
 SAMPLE_PER_RANGE = 40
 # small ranges keep step 4 cheap: it shuffles only the rows of the ranges it ranks
 ROWS_PER_RANGE = 200_000
-MAX_RANGES = 20_000
+# A row's range is a CASE WHEN tree over the boundaries of each axis, compiled into the code
+# Spark generates for the stage: past about 100 ranges that code no longer compiles, and Spark
+# logs a compiler error and interprets the stage instead, several times slower. More ranges
+# also stop paying once each is small (the ranking then holds few rows either way).
+MAX_RANGES = 64
 # counting by (R, F, M) range triples while there are at most this many of them
 TRIPLES = 27_000
 
@@ -67,9 +71,10 @@ def bucket_starts(total: int, bins: int) -> list[int]:
     return [s for s in starts if s <= total]
 
 
-def auto_ranges(total: int, parallelism: int) -> int:
-    """Ranges for the cut keys: at least the parallelism, at most ~200k customers each."""
-    return max(1, min(MAX_RANGES, max(parallelism, math.ceil(total / ROWS_PER_RANGE))))
+def auto_ranges(total: int) -> int:
+    """Ranges for the cut keys: ~200k customers each, at most :data:`MAX_RANGES` (whatever the
+    cluster's parallelism: the ranking's tasks are the ranges that hold bucket starts)."""
+    return max(1, min(MAX_RANGES, math.ceil(total / ROWS_PER_RANGE)))
 
 
 @dataclass(frozen=True)
@@ -277,7 +282,7 @@ def score_ntile(
             f"ntile ({', '.join(sorted(_WORK_COLUMNS))}, _g0, _g1, ...); rename them first"
         )
     total = df.count() if rows is None else rows
-    n_ranges = ranges or auto_ranges(total, df.sparkSession.sparkContext.defaultParallelism)
+    n_ranges = ranges or auto_ranges(total)
     keyed = with_sort_keys(df, groups)
     gcols = group_columns(groups)
     axes = _sample_ranges(keyed, groups=groups, total=total, ranges=n_ranges, seed=seed)
