@@ -4,6 +4,13 @@ peak memory and spill.
 
     .venv/bin/python benchmarks/billion.py                       # full run, 1b data set
     .venv/bin/python benchmarks/billion.py --size 10m            # the same at 10M rows (a check)
+    .venv/bin/python benchmarks/billion.py --mode incremental    # the first incremental run
+
+``--mode incremental`` runs the first `rfm-spark segment --incremental` into an empty warehouse
+(the whole history in one micro-batch into ``customer_day_activity``) and also records the size
+of that table. Before a run it scales the disk a smaller recorded incremental run used
+(shuffle written, spill, the activity table) to this size's rows; when that exceeds the free
+disk, it records the estimate as a blocked run instead of filling the disk.
 
 The data set is generated once (about 45 minutes here; 13 GB under benchmarks/.data). The
 command runs as a user runs it, in a child process with the product's default Spark settings
@@ -70,17 +77,63 @@ def totals(profile: dict[str, Any]) -> dict[str, float]:
     return {k: round(sum(s.get(k, 0) for s in profile["stages"]), 1) for k in keys}
 
 
+def disk_needed_gb(rows: int) -> tuple[float, str] | None:
+    """The disk a first incremental run of ``rows`` rows needs, scaled from the newest recorded
+    incremental run of fewer rows (shuffle written + spill + activity table), and that run."""
+    path = common.RESULTS / "billion.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    done = [
+        r
+        for r in records
+        if r.get("mode") == "incremental" and r.get("completed") and r["transactions"] < rows
+    ]
+    if not done:
+        return None
+    r = done[-1]
+    used = r["incremental"]["event_log"]
+    gb = (used["shuffle_write_mb"] + used["spill_mb"] + r["incremental"]["activity_mb"]) / 1024
+    return round(gb * rows / r["transactions"], 1), f"{r['size']} run of {r['date'][:10]}"
+
+
+def _blocked(args: Any, customers: int, rows: int, need: float, basis: str, free: float) -> None:
+    summary = (
+        f"first incremental run of {rows:,} rows not run: it needs about {need:,.0f} GB of disk "
+        f"(scaled from the {basis}), {free:,.0f} GB free"
+    )
+    record = {
+        **common.header("benchmarks/billion.py"),
+        "size": args.size,
+        "mode": "incremental",
+        "customers": customers,
+        "transactions": rows,
+        "completed": False,
+        "blocked": {"disk_needed_gb": need, "disk_free_gb": free, "scaled_from": basis},
+        "summary": summary,
+        "note": args.note,
+    }
+    common.append_result("billion.jsonl", record)
+    print(summary)
+
+
 def main() -> None:
     p = common.parser(__doc__, default_size="1b")
     p.add_argument("--driver-memory", default="16g")
     p.add_argument("--master", default="local[2]")
+    p.add_argument("--mode", choices=("full", "incremental"), default="full")
     args = p.parse_args()
     customers = args.customers or common.SIZES[args.size]
     t0 = time.monotonic()
     data = common.ensure_data(customers)
     generated_s = round(time.monotonic() - t0, 1)
+    rows = json.loads((data / "_generated.json").read_text())["written"]["transactions"]
     work = common.DATA / f"billion-{customers}"
     shutil.rmtree(work, ignore_errors=True)
+    if args.mode == "incremental":
+        estimate = disk_needed_gb(rows)
+        free = round(shutil.disk_usage(common.DATA).free / 2**30, 1)
+        if estimate is not None and estimate[0] > free:
+            _blocked(args, customers, rows, estimate[0], estimate[1], free)
+            return
     logs = work / "eventlog"
     logs.mkdir(parents=True)
     conf = {
@@ -91,27 +144,32 @@ def main() -> None:
         "spark.eventLog.dir": str(logs),
         "spark.eventLog.compress": "false",
     }
-    cmd = [sys.executable, "-m", "rfm_spark.cli", "segment", "--full"]
+    cmd = [sys.executable, "-m", "rfm_spark.cli", "segment", f"--{args.mode}"]
     cmd += ["--snapshot-date", common.END_DATE.isoformat(), "--input", str(data / "transactions")]
     cmd += ["--warehouse", str(work / "warehouse"), "--master", args.master]
     for k, v in conf.items():
         cmd += ["--spark-conf", f"{k}={v}"]
     waited = common.wait_quiet()
-    print(f"segmenting {data.name} (full) ...", flush=True)
-    run = watched_command(cmd, "segment --full")
+    print(f"segmenting {data.name} ({args.mode}) ...", flush=True)
+    run = watched_command(cmd, f"segment --{args.mode}")
     log = sorted(f for f in logs.rglob("*") if f.is_file() and "appstatus" not in f.name)
     sums = totals(parse_event_log(log))
     local_gb = round(_size(work / "spark-local") / 2**30, 2)
     peak = run["peak_mb"]
-    rows = json.loads((data / "_generated.json").read_text())["written"]["transactions"]
+    what = "full run" if args.mode == "full" else "first incremental run"
     summary = (
-        f"full run of {rows:,} rows ({customers:,} customers): {run['wall_s']:.0f} s, peak "
+        f"{what} of {rows:,} rows ({customers:,} customers): {run['wall_s']:.0f} s, peak "
         f"{peak.get('python_mb', 0) + peak.get('jvm_mb', 0):,.0f} MB, "
         f"spill {sums['spill_mb'] / 1024:.1f} GB"
     )
+    result: dict[str, Any] = {**run, "event_log": sums, "local_dir_left_gb": local_gb}
+    if args.mode == "incremental":
+        activity = work / "warehouse" / "customer_day_activity"
+        result["activity_mb"] = round(_size(activity) / 2**20, 1)
     record = {
         **common.header("benchmarks/billion.py"),
         "size": args.size,
+        "mode": args.mode,
         "customers": customers,
         "transactions": rows,
         "master": args.master,
@@ -119,7 +177,7 @@ def main() -> None:
         | {"spark.local.dir": "(the benchmark's own folder)"},
         "generated_s": generated_s,
         "waited_s": waited,
-        "full": {**run, "event_log": sums, "local_dir_left_gb": local_gb},
+        args.mode: result,
         "completed": True,
         "summary": summary,
         "note": args.note,

@@ -18,11 +18,16 @@ from typing import Any
 
 def _use_code_snapshot() -> None:
     """With ``RFM_BENCH_CODE=DIR``, import ``rfm_spark`` from ``DIR`` instead of the editable
-    install (measure a fixed commit while the working tree changes: ``make bench`` exports
-    ``git archive HEAD rfm_spark`` there)."""
+    install, to measure a fixed commit while the working tree changes (RESULTS.md: ``git
+    archive <commit> rfm_spark`` exported there). The snapshot finds the jars of this checkout (its
+    ``.jars/``, through ``RFM_SPARK_JARS_DIR``), not the user cache: without them it would
+    measure the delta-rs fallback instead of the Delta connector."""
     code = os.environ.get("RFM_BENCH_CODE")
     if not code:
         return
+    jars = Path(__file__).resolve().parent.parent / ".jars"
+    if jars.is_dir():
+        os.environ.setdefault("RFM_SPARK_JARS_DIR", str(jars))
     sys.path.insert(0, code)
     sys.meta_path[:] = [
         f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")
