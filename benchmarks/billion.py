@@ -125,11 +125,16 @@ def main() -> None:
     t0 = time.monotonic()
     data = common.ensure_data(customers)
     generated_s = round(time.monotonic() - t0, 1)
-    rows = json.loads((data / "_generated.json").read_text())["written"]["transactions"]
+    rows = _rows(data)
     work = common.DATA / f"billion-{customers}"
     shutil.rmtree(work, ignore_errors=True)
     if args.mode == "incremental":
         estimate = disk_needed_gb(rows)
+        if estimate is None and rows > 200_000_000:
+            raise SystemExit(
+                "no smaller first incremental run is recorded to estimate the disk this one "
+                "needs; run `benchmarks/billion.py --mode incremental --size 10m` first"
+            )
         free = round(shutil.disk_usage(common.DATA).free / 2**30, 1)
         if estimate is not None and estimate[0] > free:
             _blocked(args, customers, rows, estimate[0], estimate[1], free)
@@ -186,6 +191,16 @@ def main() -> None:
     print(summary)
     print(f"steps: {run['steps']}\nevent log totals: {sums}")
     shutil.rmtree(work / "spark-local", ignore_errors=True)
+
+
+def _rows(data: Path) -> int:
+    """Transaction rows of a data set: as generated, or from the Parquet footers."""
+    generated = data / "_generated.json"
+    if generated.exists():
+        return int(json.loads(generated.read_text())["written"]["transactions"])
+    import pyarrow.dataset as ds
+
+    return int(ds.dataset(data / "transactions", format="parquet").count_rows())
 
 
 def _size(folder: Path) -> int:
