@@ -18,7 +18,7 @@ from rfm_spark.scoring import (
     score_quantile,
     score_thresholds,
 )
-from rfm_spark.scoring.ntile import MAX_RANGES, TRIPLES, auto_ranges
+from rfm_spark.scoring.ntile import LITERAL_CUTS, MAX_RANGES, TRIPLES, auto_ranges
 from rfm_spark.sqltext import sql_literal
 
 SCHEMA = (
@@ -127,6 +127,28 @@ def test_the_most_ranges_still_compile_and_equal_spark(spark: SparkSession) -> N
             assert scores_of(ours) == scores_of(spark_ntile(df, 5, groups))
     finally:
         spark.conf.unset("spark.sql.codegen.fallback")
+
+
+@pytest.mark.parametrize("groups", [LITERAL_CUTS // 4, 40])
+def test_many_groups_compile_and_equal_spark(spark: SparkSession, groups: int) -> None:
+    """Up to LITERAL_CUTS cut keys per axis the scores are one compiled expression; beyond
+    (40 groups of 5 scores: 160 keys, e.g. a backfill of 40 snapshots) each group's keys are
+    broadcast to its rows. Both compile (the interpreted fallback is off), both equal Spark's
+    ntile, and neither shuffles the customers."""
+    rows = [
+        (f"customer-{i:06d}", i % 89, i % 23, Decimal(i % 997) / 4, f"g{i % groups:02d}")
+        for i in range(groups * 60)
+    ]
+    df = features(spark, rows)
+    spark.conf.set("spark.sql.codegen.fallback", "false")
+    try:
+        ours, _ = score_ntile(df, bins=5, partition_by=["country"], ranges=4)
+        assert scores_of(ours) == scores_of(spark_ntile(df, 5, ["country"]))
+    finally:
+        spark.conf.unset("spark.sql.codegen.fallback")
+    plan = ours._jdf.queryExecution().executedPlan().toString()
+    assert "Exchange hashpartitioning" not in plan and "Window" not in plan
+    assert ("BroadcastExchange" in plan) == (groups * 4 > LITERAL_CUTS)
 
 
 def test_scoring_plan_is_a_narrow_map(spark: SparkSession) -> None:

@@ -59,6 +59,10 @@ ROWS_PER_RANGE = 200_000
 MAX_RANGES = 64
 # counting by (R, F, M) range triples while there are at most this many of them
 TRIPLES = 27_000
+# Scores come from a CASE WHEN tree over all groups' cut keys while an axis has at most this
+# many (13 groups of 5 scores); with more, the tree would not compile (about 100 keys), so each
+# row finds its group's few cut keys through a broadcast join instead.
+LITERAL_CUTS = 52
 
 Group = tuple[str, ...]
 
@@ -256,6 +260,40 @@ def _score_column(x: _Axis, cuts: list[tuple[Any, ...]], groups: list[Group]) ->
     return F.expr(f"1 + {at_or_before} - element_at(array({', '.join(before)}), {group_index} + 1)")
 
 
+def _scored_by_group(
+    keyed: DataFrame, axes: list[_Axis], cuts: dict[str, list[tuple[Any, ...]]], groups: list[Group]
+) -> DataFrame:
+    """The scores of many groups: one row per group holds each axis's cut keys (at most
+    ``bins - 1``), broadcast to the rows of that group, and a row's score is ``1 + #(its
+    group's cut keys <= its key)``. The customers are not shuffled."""
+    gcols = axes[0].cols[:-2]
+    per_group: dict[Group, dict[str, list[tuple[Any, ...]]]] = {
+        g: {x.axis: [] for x in axes} for g in groups
+    }
+    for x in axes:
+        for c in cuts[x.axis]:
+            per_group[c[: len(gcols)]][x.axis].append(c[len(gcols) :])
+
+    def key_type(x: _Axis) -> T.StructType:
+        return T.StructType([T.StructField("k", x.types[-2]), T.StructField("id", x.types[-1])])
+
+    schema = T.StructType(
+        [T.StructField(c, T.StringType()) for c in gcols]
+        + [T.StructField(f"_cuts_{x.axis}", T.ArrayType(key_type(x))) for x in axes]
+    )
+    table = keyed.sparkSession.createDataFrame(
+        [(*g, *(per_group[g][x.axis] for x in axes)) for g in groups], schema
+    )
+
+    def score(x: _Axis) -> Column:
+        key = F.struct(F.col(f"_key_{x.axis}").alias("k"), F.col(ID).alias("id"))
+        return 1 + F.size(F.filter(f"_cuts_{x.axis}", lambda c: c <= key))
+
+    joined = keyed.join(F.broadcast(table), on=gcols, how="left")
+    scores = {SCORES[x.axis]: score(x).cast("int") for x in axes}
+    return joined.withColumns(scores).drop(*(f"_cuts_{x.axis}" for x in axes))
+
+
 def score_ntile(
     df: DataFrame,
     *,
@@ -289,8 +327,12 @@ def score_ntile(
     counts = _range_counts(keyed, axes, gcols)
     cuts = _cut_keys(keyed, axes, gcols, _wanted(counts, bins))
     present = sorted(counts["r"])  # group texts: Python's order is Spark's (code points)
-    out = keyed.withColumns(
-        {SCORES[x.axis]: _score_column(x, cuts[x.axis], present).cast("int") for x in axes}
-    ).drop(*gcols, *(f"_key_{a}" for a in AXES))
+    if max(len(keys) for keys in cuts.values()) <= LITERAL_CUTS:
+        scored = keyed.withColumns(
+            {SCORES[x.axis]: _score_column(x, cuts[x.axis], present).cast("int") for x in axes}
+        )
+    else:
+        scored = _scored_by_group(keyed, axes, cuts, present)
+    out = scored.drop(*gcols, *(f"_key_{a}" for a in AXES))
     used = {x.axis: len(x.bounds) + 1 for x in axes}
     return out, ScoringInfo(method="ntile", bins=bins, partition_by=tuple(groups), ranges=used)
