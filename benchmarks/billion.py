@@ -80,19 +80,37 @@ def totals(profile: dict[str, Any]) -> dict[str, float]:
 def disk_needed_gb(rows: int) -> tuple[float, str] | None:
     """The disk a first incremental run of ``rows`` rows needs, scaled from the newest recorded
     incremental run of fewer rows (shuffle written + spill + activity table), and that run."""
-    path = common.RESULTS / "billion.jsonl"
-    records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-    done = [
-        r
-        for r in records
-        if r.get("mode") == "incremental" and r.get("completed") and r["transactions"] < rows
-    ]
-    if not done:
+    r = common.latest(
+        "billion.jsonl",
+        lambda r: (
+            r.get("mode") == "incremental" and r.get("completed") and r["transactions"] < rows
+        ),
+    )
+    if r is None:
         return None
-    r = done[-1]
     used = r["incremental"]["event_log"]
     gb = (used["shuffle_write_mb"] + used["spill_mb"] + r["incremental"]["activity_mb"]) / 1024
     return round(gb * rows / r["transactions"], 1), f"{r['size']} run of {r['date'][:10]}"
+
+
+def fits_on_disk(args: Any, customers: int, rows: int) -> bool:
+    """Whether a first incremental run of ``rows`` rows may start; when its scaled estimate
+    exceeds the free disk, the run is recorded as blocked instead.
+
+    Raises:
+        SystemExit: A large run with no smaller recorded run to scale from.
+    """
+    estimate = disk_needed_gb(rows)
+    if estimate is None and rows > 200_000_000:
+        raise SystemExit(
+            "no smaller first incremental run is recorded to estimate the disk this one "
+            "needs; run `benchmarks/billion.py --mode incremental --size 10m` first"
+        )
+    free = round(shutil.disk_usage(common.DATA).free / 2**30, 1)
+    if estimate is not None and estimate[0] > free:
+        _blocked(args, customers, rows, estimate[0], estimate[1], free)
+        return False
+    return True
 
 
 def _blocked(args: Any, customers: int, rows: int, need: float, basis: str, free: float) -> None:
@@ -126,19 +144,10 @@ def main() -> None:
     data = common.ensure_data(customers)
     generated_s = round(time.monotonic() - t0, 1)
     rows = _rows(data)
+    if args.mode == "incremental" and not fits_on_disk(args, customers, rows):
+        return
     work = common.DATA / f"billion-{customers}"
     shutil.rmtree(work, ignore_errors=True)
-    if args.mode == "incremental":
-        estimate = disk_needed_gb(rows)
-        if estimate is None and rows > 200_000_000:
-            raise SystemExit(
-                "no smaller first incremental run is recorded to estimate the disk this one "
-                "needs; run `benchmarks/billion.py --mode incremental --size 10m` first"
-            )
-        free = round(shutil.disk_usage(common.DATA).free / 2**30, 1)
-        if estimate is not None and estimate[0] > free:
-            _blocked(args, customers, rows, estimate[0], estimate[1], free)
-            return
     logs = work / "eventlog"
     logs.mkdir(parents=True)
     conf = {

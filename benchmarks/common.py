@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +274,16 @@ def parser(doc: str | None, default_size: str) -> argparse.ArgumentParser:
 def header(script: str) -> dict[str, Any]:
     """The start of every results record: when, on what machine and versions, by which script."""
     return {"date": now(), **machine(), "script": script}
+
+
+def latest(name: str, where: Callable[[dict[str, Any]], bool] = lambda r: True) -> dict | None:
+    """The newest record of ``results/NAME`` that ``where`` accepts (None without one)."""
+    path = RESULTS / name
+    if not path.exists():
+        return None
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    matching = [r for r in records if where(r)]
+    return matching[-1] if matching else None
 
 
 def append_result(name: str, record: dict[str, Any]) -> None:

@@ -8,23 +8,12 @@ record says "not measured". Printed by `make bench` after the runs.
 
 from __future__ import annotations
 
-import json
 import statistics
-from collections.abc import Callable
 from typing import Any
 
-from common import RESULTS
+from common import latest
 
 Row = tuple[str, str, str, str]  # target, measured, ratio, status
-
-
-def latest(name: str, where: Callable[[dict[str, Any]], bool] = lambda r: True) -> dict | None:
-    path = RESULTS / name
-    if not path.exists():
-        return None
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    matching = [r for r in records if where(r)]
-    return matching[-1] if matching else None
 
 
 def _status(ok: bool) -> str:

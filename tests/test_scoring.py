@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -109,6 +111,17 @@ def test_range_counts_by_triples_and_by_axis_agree_with_spark(
         assert used**3 > TRIPLES if ranges == 40 else used**3 <= TRIPLES
 
 
+@contextlib.contextmanager
+def compiled_only(spark: SparkSession) -> Iterator[None]:
+    """Spark's generated code must compile: a failure raises instead of falling back to the
+    interpreted evaluation (which would hide the limit these tests pin)."""
+    spark.conf.set("spark.sql.codegen.fallback", "false")
+    try:
+        yield
+    finally:
+        spark.conf.unset("spark.sql.codegen.fallback")
+
+
 def test_the_most_ranges_still_compile_and_equal_spark(spark: SparkSession) -> None:
     """The range lookup is generated code: with as many ranges as the scorer ever uses (the
     auto choice stops there, however many customers or cores) Spark compiles it, here with
@@ -119,14 +132,11 @@ def test_the_most_ranges_still_compile_and_equal_spark(spark: SparkSession) -> N
         for i in range(6000)
     ]
     df = features(spark, rows)
-    spark.conf.set("spark.sql.codegen.fallback", "false")
-    try:
+    with compiled_only(spark):
         for groups in ([], ["country"]):
             ours, info = score_ntile(df, bins=5, partition_by=groups, ranges=MAX_RANGES)
             assert max(info.ranges.values()) > MAX_RANGES // 2
             assert scores_of(ours) == scores_of(spark_ntile(df, 5, groups))
-    finally:
-        spark.conf.unset("spark.sql.codegen.fallback")
 
 
 @pytest.mark.parametrize("groups", [LITERAL_CUTS // 4, 40])
@@ -140,12 +150,9 @@ def test_many_groups_compile_and_equal_spark(spark: SparkSession, groups: int) -
         for i in range(groups * 60)
     ]
     df = features(spark, rows)
-    spark.conf.set("spark.sql.codegen.fallback", "false")
-    try:
+    with compiled_only(spark):
         ours, _ = score_ntile(df, bins=5, partition_by=["country"], ranges=4)
         assert scores_of(ours) == scores_of(spark_ntile(df, 5, ["country"]))
-    finally:
-        spark.conf.unset("spark.sql.codegen.fallback")
     plan = ours._jdf.queryExecution().executedPlan().toString()
     assert "Exchange hashpartitioning" not in plan and "Window" not in plan
     assert ("BroadcastExchange" in plan) == (groups * 4 > LITERAL_CUTS)

@@ -261,12 +261,15 @@ def _score_column(x: _Axis, cuts: list[tuple[Any, ...]], groups: list[Group]) ->
 
 
 def _scored_by_group(
-    keyed: DataFrame, axes: list[_Axis], cuts: dict[str, list[tuple[Any, ...]]], groups: list[Group]
+    keyed: DataFrame,
+    axes: list[_Axis],
+    gcols: list[str],
+    cuts: dict[str, list[tuple[Any, ...]]],
+    groups: list[Group],
 ) -> DataFrame:
     """The scores of many groups: one row per group holds each axis's cut keys (at most
     ``bins - 1``), broadcast to the rows of that group, and a row's score is ``1 + #(its
     group's cut keys <= its key)``. The customers are not shuffled."""
-    gcols = axes[0].cols[:-2]
     per_group: dict[Group, dict[str, list[tuple[Any, ...]]]] = {
         g: {x.axis: [] for x in axes} for g in groups
     }
@@ -332,7 +335,7 @@ def score_ntile(
             {SCORES[x.axis]: _score_column(x, cuts[x.axis], present).cast("int") for x in axes}
         )
     else:
-        scored = _scored_by_group(keyed, axes, cuts, present)
+        scored = _scored_by_group(keyed, axes, gcols, cuts, present)
     out = scored.drop(*gcols, *(f"_key_{a}" for a in AXES))
     used = {x.axis: len(x.bounds) + 1 for x in axes}
     return out, ScoringInfo(method="ntile", bins=bins, partition_by=tuple(groups), ranges=used)
