@@ -47,6 +47,13 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def child_cwd() -> str | None:
+    """Where a child command runs: the snapshot's folder when measuring one, since
+    ``python -m`` puts the working folder first on the path (from this checkout the command
+    would import its ``rfm_spark``, not the snapshot's)."""
+    return os.environ.get("RFM_BENCH_CODE") or None
+
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"
 RESULTS = HERE / "results"
@@ -227,7 +234,7 @@ def cold_command(cmd: list[str], what: str) -> dict[str, Any]:
     step times from its progress lines, and the 1-minute load when it started."""
     load = load1()
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), cwd=child_cwd())
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{what} failed: {proc.stderr[-3000:]}")
