@@ -57,15 +57,16 @@ def window_features(run: Run, snapshot_date: dt.date) -> tuple[DataFrame, int]:
     else:
         version, activity = -1, run.spark.createDataFrame([], ACTIVITY_SCHEMA)
     window = in_window(activity, snapshot_date, lookback)
-    moved = (
-        _moved(run, activity, window, snapshot_date, version) if native and version >= 0 else None
-    )
+    affected: list[DataFrame] = []  # cached until the sums are
+    moved = _moved(run, activity, window, snapshot_date, version, affected) if native else None
     sums = (moved if moved is not None else window_sums(window)).persist(
         StorageLevel.MEMORY_AND_DISK
     )
     try:
         with run.progress.step("computing features from the activity of the window"):
             customers = sums.count()
+            for cached in affected:
+                cached.unpersist()
             if native and version >= 0:
                 _keep(run, sums, Kept(snapshot_date, lookback, version), customers)
             features = from_window_sums(sums, snapshot=F.lit(snapshot_date))
@@ -96,11 +97,19 @@ def _kept(run: Run, lookback: int) -> tuple[Kept, int, int] | None:
 
 
 def _moved(
-    run: Run, activity: DataFrame, window: DataFrame, snapshot: dt.date, version: int
+    run: Run,
+    activity: DataFrame,
+    window: DataFrame,
+    snapshot: dt.date,
+    version: int,
+    cached: list[DataFrame],
 ) -> DataFrame | None:
-    """The new window's sums from the kept state, or None when it cannot be used."""
+    """The new window's sums from the kept state, or None when it cannot be used (the
+    customers it computes again are cached, and added to ``cached``)."""
     from rfm_spark.io.spark_delta import changed_rows
 
+    if version < 0:  # no activity table yet
+        return None
     lookback = run.config.features.lookback_days
     found = _kept(run, lookback)
     if found is None:
@@ -119,6 +128,8 @@ def _moved(
             else None
         )
         affected = affected_customers(activity, changed, kept.moved_days(snapshot))
+        affected = affected.persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(affected)
         with run.progress.step("finding the customers whose window changed"):
             count = affected.count()
     except Exception as exc:  # the feed is off or its files are gone: the state is a cache
