@@ -97,7 +97,7 @@ def ensure_data(customers: int, days: int = DAYS) -> Path:
         "print(s.transactions)\n"
     )
     print(f"generating {out} ...", flush=True)
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, env=child_env(), cwd=child_cwd())
     return out
 
 

@@ -8,8 +8,8 @@ order), and the fingerprints of the rows taken (a copy of one of them is a dupli
 
 Adding a batch of new rows touches only the days the batch holds: their activity rows are
 read, the batch's distinct unseen rows are added, and those days are written back. A snapshot
-reads four narrow columns of its window's days (:func:`rfm_spark.window_state.in_window`)
-instead of the raw rows. All functions here build plans; they run no Spark action.
+reads four narrow columns of its window's days (:func:`daily_activity`) instead of the raw
+rows. All functions here build plans; they run no Spark action.
 """
 
 from __future__ import annotations
@@ -185,3 +185,8 @@ def merged_days(existing: DataFrame, fresh: DataFrame) -> DataFrame:
         .agg(*(v.alias(k) for k, v in columns.items()))
         .select(*(F.col(f.name).cast(f.dataType).alias(f.name) for f in ACTIVITY_SCHEMA.fields))
     )
+
+
+def daily_activity(activity: DataFrame) -> DataFrame:
+    """The activity as the daily aggregates the features are computed from."""
+    return activity.select("customer_id", "order_date", "orders", "net_amount")

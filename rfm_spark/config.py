@@ -200,13 +200,12 @@ class OutputSettings(_Model):
     table: str = "customer_segments"
     quarantine_table: str = "quarantine"
     activity_table: str = "customer_day_activity"
-    window_state_table: str = "customer_window_state"
     backend: Backend = "auto"
     # an orchestrator's run id (Airflow's run_id, a Databricks job run id): the same for every
     # retry of one run, so a retry whose earlier attempt committed writes nothing again
     idempotency_key: str | None = None
 
-    @field_validator("table", "quarantine_table", "activity_table", "window_state_table")
+    @field_validator("table", "quarantine_table", "activity_table")
     @classmethod
     def _name(cls, v: str) -> str:
         import re

@@ -140,37 +140,20 @@ def rfm_features_by_snapshot(
 
 
 def _features(in_window: DataFrame, *, snapshot: Column, keys: Sequence[str]) -> DataFrame:
-    return from_window_sums(window_sums(in_window, keys=keys), snapshot=snapshot, keys=keys)
-
-
-def window_sums(in_window: DataFrame, *, keys: Sequence[str] = ()) -> DataFrame:
-    """What the features of a window are made of, per customer (and ``keys``): they do not
-    depend on the snapshot date, only on the daily rows of the window, so they can be kept
-    and moved to the next snapshot (:mod:`rfm_spark.window_state`).
-
-    Returns:
-        ``customer_id``, ``frequency`` (sum of orders), ``monetary`` (sum of net amounts),
-        ``purchase_days``, ``first_buy`` / ``last_buy`` (days with a purchase) and
-        ``first_active`` / ``last_active`` (any day).
-    """
     bought = F.col("orders") > 0
-    return in_window.groupBy(*keys, "customer_id").agg(
-        F.sum("orders").cast("bigint").alias("frequency"),
-        F.sum("net_amount").cast("decimal(28,2)").alias("monetary"),
-        F.count(F.when(bought, 1)).cast("bigint").alias("purchase_days"),
-        F.min(F.when(bought, F.col("order_date"))).alias("first_buy"),
-        F.max(F.when(bought, F.col("order_date"))).alias("last_buy"),
-        F.min("order_date").alias("first_active"),
-        F.max("order_date").alias("last_active"),
+    agg = in_window.groupBy(*keys, "customer_id").agg(
+        F.sum("orders").alias("frequency"),
+        F.sum("net_amount").alias("monetary"),
+        F.count(F.when(bought, 1)).alias("purchase_days"),
+        F.min(F.when(bought, F.col("order_date"))).alias("_first_buy"),
+        F.max(F.when(bought, F.col("order_date"))).alias("_last_buy"),
+        F.min("order_date").alias("_first_any"),
+        F.max("order_date").alias("_last_any"),
     )
-
-
-def from_window_sums(sums: DataFrame, *, snapshot: Column, keys: Sequence[str] = ()) -> DataFrame:
-    """The features (:func:`rfm_features`' columns) of :func:`window_sums` as of ``snapshot``."""
-    first = F.coalesce("first_buy", "first_active")
-    last = F.coalesce("last_buy", "last_active")
+    first = F.coalesce("_first_buy", "_first_any")
+    last = F.coalesce("_last_buy", "_last_any")
     monetary = F.col("monetary").cast("decimal(18,2)")
-    return sums.select(
+    return agg.select(
         *keys,
         "customer_id",
         F.datediff(snapshot, last).alias("recency_days"),

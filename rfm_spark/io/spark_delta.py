@@ -287,21 +287,3 @@ def _data_files(spark: SparkSession, path: str) -> set[str]:
         if "/_delta_log/" not in name and name.endswith(".parquet"):
             out.add(name)
     return out
-
-
-def changed_rows(spark: SparkSession, path: str, *, after: int, upto: int) -> DataFrame:
-    """The rows the change data feed of the Delta table at ``path`` recorded in the versions
-    after ``after`` up to ``upto`` (inserted, deleted, and both images of updated rows).
-
-    Raises:
-        AnalysisException: The feed is off for some of those versions, or ``upto`` is not a
-            version of the table (Spark may raise only when the rows are read: files of the
-            feed removed by a VACUUM).
-    """
-    return (
-        spark.read.format("delta")
-        .option("readChangeFeed", "true")
-        .option("startingVersion", after + 1)
-        .option("endingVersion", upto)
-        .load(path)
-    )

@@ -24,12 +24,14 @@ from pyspark.sql import functions as F
 
 from rfm_spark import __version__
 from rfm_spark.activity import (
+    daily_activity,
     fingerprinted,
     merged_days,
     unseen_rows,
 )
 from rfm_spark.config import Config
 from rfm_spark.errors import ConfigError, InputError
+from rfm_spark.features import rfm_features
 from rfm_spark.io.commits import Txn
 from rfm_spark.io.inputs import change_feed_on, stream_transactions
 from rfm_spark.io.new_input import (
@@ -50,6 +52,7 @@ from rfm_spark.pipeline.changes import (
 )
 from rfm_spark.pipeline.quarantine import quarantine_batch
 from rfm_spark.pipeline.results import Reconciliation
+from rfm_spark.pipeline.rows import with_attributes
 from rfm_spark.pipeline.run import Run
 from rfm_spark.schemas import ACTIVITY_PARTITION, ACTIVITY_SCHEMA
 
@@ -346,3 +349,21 @@ def _existing(run: Run, table: str, days: list[dt.date]) -> DataFrame:
     if not days or not run.store.exists(table):
         return run.spark.createDataFrame([], ACTIVITY_SCHEMA)
     return run.store.read(table).filter(F.col(ACTIVITY_PARTITION).isin(days))
+
+
+def activity_features(run: Run, snapshot_date: dt.date) -> DataFrame:
+    """Cached features of one snapshot from the activity of its window."""
+    table = _table(run.config)
+    lookback = run.config.features.lookback_days
+    activity = (
+        run.store.read(table)
+        if run.store.exists(table)
+        else run.spark.createDataFrame([], ACTIVITY_SCHEMA)
+    )
+    start = snapshot_date - dt.timedelta(days=lookback)
+    day = F.col(ACTIVITY_PARTITION)
+    window = activity.filter((day >= F.lit(start)) & (day < F.lit(snapshot_date)))
+    features = rfm_features(
+        daily_activity(window), snapshot_date=snapshot_date, lookback_days=lookback
+    )
+    return with_attributes(run.spark, run.config, features).persist(StorageLevel.MEMORY_AND_DISK)

@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from rfm_spark.clustering import ClusterModel
 from rfm_spark.config import Config
 from rfm_spark.io.commits import Txn
-from rfm_spark.pipeline.incremental import Window, ingest
+from rfm_spark.pipeline.incremental import Window, activity_features, ingest
 from rfm_spark.pipeline.quarantine import write_quarantine
 from rfm_spark.pipeline.results import Reconciliation, SegmentResult, summary_of
 from rfm_spark.pipeline.rows import (
@@ -34,7 +34,6 @@ from rfm_spark.pipeline.run import (
     run_rows,
     start_run,
 )
-from rfm_spark.pipeline.window_state import window_features
 from rfm_spark.progress import Progress
 from rfm_spark.schemas import SNAPSHOT_COLUMN
 from rfm_spark.scoring import ScoringInfo, score
@@ -157,8 +156,10 @@ def _incremental(
     window = Window(snapshot=snap.date, start=snap.start, now=snap.now)
     intake = ingest(run, window, rebuild=rebuild)
     recon = intake.recon
-    features, customers = window_features(run, snap.date)
+    features = activity_features(run, snap.date)
     try:
+        with run.progress.step("computing features from the activity of the window"):
+            customers = features.count()
         if customers == 0:
             raise no_customers(run.config, snap.start, snap.date)
         version, info = _commit(
