@@ -54,12 +54,7 @@ def watched_command(cmd: list[str], what: str) -> dict[str, Any]:
     peak: dict[str, float] = {}
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=common.child_env(),
-        cwd=common.child_cwd(),
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **common.child_process()
     )
     sampler = threading.Thread(target=_peak_sampler, args=(proc, peak), daemon=True)
     sampler.start()

@@ -38,20 +38,16 @@ def _use_code_snapshot() -> None:
 _use_code_snapshot()
 
 
-def child_env() -> dict[str, str]:
-    """The environment of a child command: it imports the same ``rfm_spark`` as this process."""
+def child_process() -> dict[str, Any]:
+    """``subprocess`` options for a child command that imports the same ``rfm_spark`` as this
+    process: with a code snapshot, the snapshot first on ``PYTHONPATH`` and its folder as the
+    working folder (``python -m`` and ``python -c`` put the working folder first on the path,
+    so from this checkout they would import its package, not the snapshot's)."""
     env = dict(os.environ)
     code = os.environ.get("RFM_BENCH_CODE")
     if code:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (code, env.get("PYTHONPATH")) if p)
-    return env
-
-
-def child_cwd() -> str | None:
-    """Where a child command runs: the snapshot's folder when measuring one, since
-    ``python -m`` puts the working folder first on the path (from this checkout the command
-    would import its ``rfm_spark``, not the snapshot's)."""
-    return os.environ.get("RFM_BENCH_CODE") or None
+    return {"env": env, "cwd": code or None}
 
 
 HERE = Path(__file__).resolve().parent
@@ -97,7 +93,7 @@ def ensure_data(customers: int, days: int = DAYS) -> Path:
         "print(s.transactions)\n"
     )
     print(f"generating {out} ...", flush=True)
-    subprocess.run([sys.executable, "-c", code], check=True, env=child_env(), cwd=child_cwd())
+    subprocess.run([sys.executable, "-c", code], check=True, **child_process())
     return out
 
 
@@ -234,7 +230,7 @@ def cold_command(cmd: list[str], what: str) -> dict[str, Any]:
     step times from its progress lines, and the 1-minute load when it started."""
     load = load1()
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), cwd=child_cwd())
+    proc = subprocess.run(cmd, capture_output=True, text=True, **child_process())
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{what} failed: {proc.stderr[-3000:]}")
