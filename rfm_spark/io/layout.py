@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pyspark.sql import types as T
@@ -27,7 +27,7 @@ def type_text(t: Any) -> str:
 
 def check_layout(
     root: str,
-    version: int,
+    version: Callable[[], int],
     partition_columns: Sequence[str],
     partition_column: str,
     have: Mapping[str, str],
@@ -41,7 +41,8 @@ def check_layout(
 
     Args:
         root: Table path, for the message.
-        version: Current table version, for the message.
+        version: The table's current version, asked only for an error message (a history
+            read on the Spark backend).
         partition_columns: The table's partition columns.
         partition_column: The column this write partitions by.
         have: Table column name -> canonical type text.
@@ -54,7 +55,7 @@ def check_layout(
     if parts != [partition_column]:
         raise TableError(
             f"Cannot write {root}: the table is partitioned by {parts or '(nothing)'}, not "
-            f"[{partition_column!r}]. Nothing was committed (table stays at version {version}). "
+            f"[{partition_column!r}]. Nothing was committed (table stays at version {version()}). "
             "Fix: use the table's partition column, or another table path."
         )
     missing = [n for n in have if n not in new]
@@ -73,7 +74,7 @@ def check_layout(
         table_cols = ", ".join(f"{n} {t}" for n, t in have.items())
         raise TableError(
             f"Schema of the new data does not match the Delta table at {root}: "
-            f"{'; '.join(problems)}. Nothing was committed (table stays at version {version}). "
+            f"{'; '.join(problems)}. Nothing was committed (table stays at version {version()}). "
             f"Fix: select and cast the DataFrame to the table schema ({table_cols}), or write "
             "to a new table."
         )

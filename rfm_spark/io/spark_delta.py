@@ -207,12 +207,11 @@ class SparkDeltaStore(StoreBase):
             return False, []
         from delta.tables import DeltaTable as SparkDeltaTable
 
-        table = SparkDeltaTable.forPath(self.spark, path)  # one log load for all three checks
+        table = SparkDeltaTable.forPath(self.spark, path)  # one log load for both checks
         detail = table.detail().select("partitionColumns").first()
-        latest = table.history(1).select("version").first()
         added = check_layout(
             path,
-            int(latest[0]) if latest else 0,
+            lambda: self.version(path),
             list(detail[0]) if detail else [],
             partition_column,
             spark_fields(table.toDF().schema),

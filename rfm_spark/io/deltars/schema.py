@@ -57,7 +57,7 @@ def check_table(
     columns the write adds."""
     return check_layout(
         root,
-        int(table.version()),
+        lambda: int(table.version()),
         table.metadata().partition_columns,
         partition_column,
         delta_fields(table.schema()),
