@@ -55,6 +55,16 @@ def segment_command(demo: Path, warehouse: Path, day: str, *, backend: str = "au
     )
 
 
+def segment_here(demo: Path, warehouse: Path, day: str, *, backend: str) -> None:
+    """The same segment run as :func:`segment_command`, in this process (the test session):
+    a table for the killed children to start from, without the start of another JVM."""
+    from rfm_spark.cli import main
+
+    cmd = segment_command(demo, warehouse, day, backend=backend)
+    args = cmd[cmd.index("rfm_spark.cli") + 1 :]
+    assert main([*args, "--quiet"]) == 0
+
+
 def fast_jvm_env(env: dict[str, str] | None = None) -> dict[str, str]:
     """``env`` (default: this process's) with the short-run JVM options added, and the class
     archive of :func:`class_archive` mapped when there is one."""

@@ -30,36 +30,29 @@ def finish(procs: list[subprocess.Popen[str]]) -> list[tuple[int, str]]:
     return out
 
 
-def test_two_dates_at_once_both_land_and_same_date_never_mixes(demo: Path, tmp_path: Path) -> None:
-    # the first race also creates the table
-    warehouse = tmp_path / "wh"
-    results = finish([start(demo, warehouse, "2026-10-01"), start(demo, warehouse, "2026-10-15")])
-    assert [code for code, _ in results] == [0, 0], results
+def one_run_per_date(warehouse: Path, dates: list[str]) -> DeltaTable:
+    """The table holds exactly ``dates``, each partition the rows of one run, once each."""
     table = DeltaTable(str(warehouse / "customer_segments"))
     df = table.to_pandas()
     per_date = df.groupby(df["snapshot_date"].astype(str))
-    assert sorted(per_date.groups) == ["2026-10-01", "2026-10-15"]
+    assert sorted(per_date.groups) == dates
     for _, part in per_date:
         assert part["customer_id"].is_unique and part["run_id"].nunique() == 1
-
-    results = finish([start(demo, warehouse, "2026-11-01"), start(demo, warehouse, "2026-11-01")])
-    codes = sorted(code for code, _ in results)
-    assert codes in ([0, 0], [0, 1]), results
-    for code, err in results:
-        if code:
-            assert err.strip().count("\n") == 0 and "concurrent" in err.lower(), err
-    df = DeltaTable(str(warehouse / "customer_segments")).to_pandas()
-    part = df[df["snapshot_date"].astype(str) == "2026-11-01"]
-    assert part["run_id"].nunique() == 1 and part["customer_id"].is_unique
+    return table
 
 
-def test_four_runs_at_once_under_load(demo: Path, tmp_path: Path) -> None:
-    """Several runs compete for two cores and one table: a rerun of an existing date, two new
-    dates and a second run of one of them. Every run lands or fails with one clear line, and
-    every partition holds exactly one run's rows."""
+def test_runs_at_once_land_or_fail_with_one_line(demo: Path, tmp_path: Path) -> None:
+    """Runs compete for two cores and one table. First two new dates at once (the race also
+    creates the table): both land. Then four at once: a rerun of a date already there, a new
+    date, and two runs of another new date. Runs of different dates (and the rerun) always
+    land; of two runs of one date, both land one after the other or one fails with a single
+    clear line. Every partition holds exactly one run's rows."""
     warehouse = tmp_path / "wh"
-    assert finish([start(demo, warehouse, "2026-09-01")])[0][0] == 0
-    days = ["2026-09-01", "2026-09-08", "2026-09-15", "2026-09-15"]
+    results = finish([start(demo, warehouse, "2026-10-01"), start(demo, warehouse, "2026-10-15")])
+    assert [code for code, _ in results] == [0, 0], results
+    one_run_per_date(warehouse, ["2026-10-01", "2026-10-15"])
+
+    days = ["2026-10-01", "2026-11-01", "2026-11-15", "2026-11-15"]
     results = finish([start(demo, warehouse, d) for d in days])
     codes = [code for code, _ in results]
     assert codes[:2] == [0, 0], results  # other dates (and a rerun) always land
@@ -67,10 +60,5 @@ def test_four_runs_at_once_under_load(demo: Path, tmp_path: Path) -> None:
     for code, err in results:
         if code:
             assert err.strip().count("\n") == 0 and "concurrent" in err.lower(), err
-    table = DeltaTable(str(warehouse / "customer_segments"))
-    assert len(table.history()) == 1 + codes.count(0)
-    df = table.to_pandas()
-    per_date = df.groupby(df["snapshot_date"].astype(str))
-    assert sorted(per_date.groups) == ["2026-09-01", "2026-09-08", "2026-09-15"]
-    for _, part in per_date:
-        assert part["customer_id"].is_unique and part["run_id"].nunique() == 1
+    table = one_run_per_date(warehouse, ["2026-10-01", "2026-10-15", "2026-11-01", "2026-11-15"])
+    assert len(table.history()) == 2 + codes.count(0)

@@ -25,7 +25,7 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 import pytest
-from _procs import fast_jvm_env, kill_group, runs_by_date, segment_command
+from _procs import fast_jvm_env, kill_group, runs_by_date, segment_command, segment_here
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -70,13 +70,6 @@ def finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
         if proc.returncode is not None and proc.returncode < 0:
             kill_group(proc)
     return proc.returncode, err
-
-
-def run_ok(demo: Path, warehouse: Path, day: str) -> tuple[str, str]:
-    """A run that must succeed: its run id and stderr."""
-    code, err = finish(start(demo, warehouse, day))
-    assert code == 0, err[-3000:]
-    return run_id_of(err), err
 
 
 def run_id_of(stderr: str) -> str:
@@ -179,10 +172,12 @@ def wait_for_spark_writing(root: Path, proc: subprocess.Popen[str], timeout: flo
 def baseline(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, int]:
     """A warehouse whose table holds one snapshot of D1 (version 0): path, run id, rows."""
     warehouse = tmp_path_factory.mktemp("crash-baseline")
-    run_id, _ = run_ok(demo, warehouse, D1)
+    segment_here(demo, warehouse, D1, backend="delta-rs")
     root = warehouse / TABLE
     assert DeltaTable(str(root)).version() == 0
-    assert runs_by_date(root) == {D1: {run_id}}
+    runs = runs_by_date(root)
+    assert list(runs) == [D1] and len(runs[D1]) == 1
+    (run_id,) = runs[D1]
     assert_clean(root)
     return warehouse, run_id, rows_of(root, D1)
 

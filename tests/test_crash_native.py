@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _procs import fast_jvm_env, kill_group, runs_by_date, segment_command
+from _procs import fast_jvm_env, kill_group, runs_by_date, segment_command, segment_here
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
@@ -108,8 +108,7 @@ def kill_each_when(
 def baseline(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str]]:
     """A warehouse whose table holds one snapshot of D1 at version 0; its run ids."""
     warehouse = tmp_path_factory.mktemp("native-baseline")
-    code, err = finish(start(demo, warehouse, D1))
-    assert code == 0, err[-3000:]
+    segment_here(demo, warehouse, D1, backend="spark")
     runs = runs_by_date(warehouse / TABLE)
     assert DeltaTable(str(warehouse / TABLE)).version() == 0 and list(runs) == [D1]
     return warehouse, runs[D1]
