@@ -7,16 +7,20 @@ peak memory and spill.
     .venv/bin/python benchmarks/billion.py --mode incremental    # the first incremental run
 
 ``--mode incremental`` runs the first `rfm-spark segment --incremental` into an empty warehouse
-(the whole history in one micro-batch into ``customer_day_activity``) and also records the size
-of that table. Before a run it scales the disk a smaller recorded incremental run used
-(shuffle written, spill, the activity table) to this size's rows; when that exceeds the free
-disk, it records the estimate as a blocked run instead of filling the disk.
+(the whole history into ``customer_day_activity``) and also records the size of that table.
+``--daily-files`` gives it a copy of the input laid out as files that each hold about one day,
+in order (as a daily feed delivers them), and ``--files-per-batch N`` reads them N files per
+micro-batch. Before a run it scales the disk a smaller recorded incremental run of the same
+layout and batch size used (its peak, or before peaks were sampled the shuffle written, spill
+and activity table) to this size's rows; when that exceeds the free disk, it records the
+estimate as a blocked run instead of filling the disk.
 
 The data set is generated once (about 45 minutes here; 13 GB under benchmarks/.data). The
 command runs as a user runs it, in a child process with the product's default Spark settings
 (200 shuffle partitions, AQE on) on `local[2]`, and a driver of ``--driver-memory`` (in local
 mode the driver JVM also runs the executors), with Spark's event log on. Peak memory is the
-high-water mark (VmHWM) of the Python process and its JVM, sampled every second; spill,
+high-water mark (VmHWM) of the Python process and its JVM, sampled every second, and so is
+the disk the run takes (the file system's used bytes above those at its start); spill,
 shuffle and GC come from the event log. One JSON line goes to results/billion.jsonl with a
 ``summary`` line for the targets report.
 """
@@ -37,13 +41,16 @@ from stages import parse_event_log
 
 
 def _peak_sampler(proc: subprocess.Popen[str], peak: dict[str, float]) -> None:
-    """Keep the largest VmHWM seen of ``proc`` and its JVM until it ends (MiB)."""
+    """Keep the largest VmHWM seen of ``proc`` and its JVM (MiB), and the most disk used
+    above the start (``disk_mb``), until it ends."""
+    disk_at_start = shutil.disk_usage(common.DATA).used
     while proc.poll() is None:
         try:
             now = common.peak_memory_mb(proc.pid)
         except OSError:
             break
-        for key in ("python_mb", "jvm_mb"):
+        now["disk_mb"] = (shutil.disk_usage(common.DATA).used - disk_at_start) / 2**20
+        for key in ("python_mb", "jvm_mb", "disk_mb"):
             peak[key] = max(peak.get(key, 0.0), now[key])
         time.sleep(1.0)
 
@@ -77,20 +84,32 @@ def totals(profile: dict[str, Any]) -> dict[str, float]:
     return {k: round(sum(s.get(k, 0) for s in profile["stages"]), 1) for k in keys}
 
 
-def disk_needed_gb(rows: int) -> tuple[float, str] | None:
+def _layout(args: Any) -> dict[str, Any]:
+    """How an incremental run reads its input: the file layout and the files per batch."""
+    return {"daily_files": args.daily_files, "files_per_batch": args.files_per_batch}
+
+
+def disk_needed_gb(rows: int, layout: dict[str, Any]) -> tuple[float, str] | None:
     """The disk a first incremental run of ``rows`` rows needs, scaled from the newest recorded
-    incremental run of fewer rows (shuffle written + spill + activity table), and that run."""
+    incremental run of fewer rows with the same ``layout`` (its sampled peak; for runs before
+    peaks were sampled, shuffle written + spill + activity table), and that run."""
     r = common.latest(
         "billion.jsonl",
         lambda r: (
-            r.get("mode") == "incremental" and r.get("completed") and r["transactions"] < rows
+            r.get("mode") == "incremental"
+            and r.get("completed")
+            and r["transactions"] < rows
+            and {k: r.get(k) for k in layout} == layout
         ),
     )
     if r is None:
         return None
-    used = r["incremental"]["event_log"]
-    gb = (used["shuffle_write_mb"] + used["spill_mb"] + r["incremental"]["activity_mb"]) / 1024
-    return round(gb * rows / r["transactions"], 1), f"{r['size']} run of {r['date'][:10]}"
+    run = r["incremental"]
+    used = run["event_log"]
+    mb = run["peak_mb"].get("disk_mb")
+    if mb is None:
+        mb = used["shuffle_write_mb"] + used["spill_mb"] + run["activity_mb"]
+    return round(mb / 1024 * rows / r["transactions"], 1), f"{r['size']} run of {r['date'][:10]}"
 
 
 def fits_on_disk(args: Any, customers: int, rows: int) -> bool:
@@ -100,7 +119,7 @@ def fits_on_disk(args: Any, customers: int, rows: int) -> bool:
     Raises:
         SystemExit: A large run with no smaller recorded run to scale from.
     """
-    estimate = disk_needed_gb(rows)
+    estimate = disk_needed_gb(rows, _layout(args))
     if estimate is None and rows > 200_000_000:
         raise SystemExit(
             "no smaller first incremental run is recorded to estimate the disk this one "
@@ -124,6 +143,7 @@ def _blocked(args: Any, customers: int, rows: int, need: float, basis: str, free
         "mode": "incremental",
         "customers": customers,
         "transactions": rows,
+        **_layout(args),
         "completed": False,
         "blocked": {"disk_needed_gb": need, "disk_free_gb": free, "scaled_from": basis},
         "summary": summary,
@@ -138,10 +158,16 @@ def main() -> None:
     p.add_argument("--driver-memory", default="16g")
     p.add_argument("--master", default="local[2]")
     p.add_argument("--mode", choices=("full", "incremental"), default="full")
+    p.add_argument(
+        "--daily-files", action="store_true", help="input files that each hold about one day"
+    )
+    p.add_argument("--files-per-batch", type=int, help="incremental: input files per batch")
     args = p.parse_args()
     customers = args.customers or common.SIZES[args.size]
     t0 = time.monotonic()
     data = common.ensure_data(customers)
+    if args.daily_files:
+        data = common.ensure_daily_files(data)
     generated_s = round(time.monotonic() - t0, 1)
     rows = _rows(data)
     if args.mode == "incremental" and not fits_on_disk(args, customers, rows):
@@ -161,6 +187,8 @@ def main() -> None:
     cmd = [sys.executable, "-m", "rfm_spark.cli", "segment", f"--{args.mode}"]
     cmd += ["--snapshot-date", common.END_DATE.isoformat(), "--input", str(data / "transactions")]
     cmd += ["--warehouse", str(work / "warehouse"), "--master", args.master]
+    if args.files_per_batch:
+        cmd += ["--files-per-batch", str(args.files_per_batch)]
     for k, v in conf.items():
         cmd += ["--spark-conf", f"{k}={v}"]
     waited = common.wait_quiet()
@@ -174,7 +202,7 @@ def main() -> None:
     summary = (
         f"{what} of {rows:,} rows ({customers:,} customers): {run['wall_s']:.0f} s, peak "
         f"{peak.get('python_mb', 0) + peak.get('jvm_mb', 0):,.0f} MB, "
-        f"spill {sums['spill_mb'] / 1024:.1f} GB"
+        f"spill {sums['spill_mb'] / 1024:.1f} GB, disk {peak.get('disk_mb', 0) / 1024:.1f} GB"
     )
     result: dict[str, Any] = {**run, "event_log": sums, "local_dir_left_gb": local_gb}
     if args.mode == "incremental":
@@ -184,6 +212,7 @@ def main() -> None:
         **common.header("benchmarks/billion.py"),
         "size": args.size,
         "mode": args.mode,
+        **_layout(args),
         "customers": customers,
         "transactions": rows,
         "master": args.master,

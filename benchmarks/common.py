@@ -97,6 +97,36 @@ def ensure_data(customers: int, days: int = DAYS) -> Path:
     return out
 
 
+def ensure_daily_files(data: Path) -> Path:
+    """A copy of a data set's transactions as files that each hold about one day, in order
+    (as a daily feed delivers them): Spark's range partitioning on the order time, one file per
+    day, file modification times in day order (the order a file source reads them in).
+    Made once in a child process; returns the copy's folder (``transactions`` inside)."""
+    out = data.parent / f"{data.name}-daily"
+    tx = out / "transactions"
+    if not (tx / "_SUCCESS").exists():
+        _write_daily_files(data, tx)
+    parts = sorted(tx.glob("part-*.parquet"))  # part numbers follow the ranges' order
+    start = time.time() - len(parts)
+    for i, part in enumerate(parts):
+        os.utime(part, (start + i, start + i))
+    return out
+
+
+def _write_daily_files(data: Path, tx: Path) -> None:
+    code = (
+        "from rfm_spark.config import SparkSettings\n"
+        "from rfm_spark.session import build_spark\n"
+        "spark = build_spark(SparkSettings(master='local[2]', conf={"
+        "'spark.driver.memory': '8g', 'spark.ui.enabled': 'false'}), quiet=True)\n"
+        f"df = spark.read.parquet({str(data / 'transactions')!r})\n"
+        f"df.repartitionByRange({DAYS}, 'order_ts').sortWithinPartitions('order_ts')"
+        f".write.mode('overwrite').parquet({str(tx)!r})\n"
+    )
+    print(f"laying out {data.name} as daily files in {tx} ...", flush=True)
+    subprocess.run([sys.executable, "-c", code], check=True, **child_process())
+
+
 def pytest_running() -> bool:
     """True while any process has ``pytest`` in its command line (a test run sharing the machine)."""
     me = os.getpid()

@@ -180,6 +180,44 @@ def test_cli_flags_choose_the_mode_and_the_commit_says_which(
     assert "not allowed with argument" in capsys.readouterr().err
 
 
+def test_a_backlog_of_files_is_read_a_few_files_per_batch(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """``--files-per-batch`` (``features.files_per_batch``): a backlog of daily files is read
+    in micro-batches of at most that many files, each its own commit to the activity; a copy
+    of a row an earlier batch took is caught, and the snapshot equals the full recompute."""
+    backlog = [  # one file a day, oldest first; a bad row in the first, a copy in the last
+        [("c1", "o1", 12, 10, "12.50"), ("c2", "", 12, 9, "5.25"), ("", "o5", 12, 2, "0.99")],
+        [("c1", "o2", 9, 11, "99.00")],
+        [("c3", "o3", 6, 8, "5.25"), ("c2", "o4", 6, 8, "-5.25")],
+        [("c4", "", 3, 1, "0.99")],
+        [("c1", "o1", 12, 10, "12.50")],
+    ]
+    for i, rows in enumerate(backlog):
+        deliver(tmp_path / ("input" if i < 3 else "later"), f"day-{i}.csv", rows)
+    cfg = config(tmp_path, "incremental", **{"features.files_per_batch": 1})
+    first = run_segment(spark, cfg, D, progress=QUIET)
+    activity = tmp_path / "incremental" / "customer_day_activity"
+    assert len(DeltaTable(str(activity)).history()) == 3  # a commit per file
+    assert first.reconciliation.input_rows == 6 and first.reconciliation.balanced
+    assert first.reconciliation.quarantined == {"null_customer_id": 1}
+
+    for later in sorted((tmp_path / "later").iterdir()):  # two more files, one per batch
+        later.rename(tmp_path / "input" / later.name)
+    flags = ["--snapshot-date", D.isoformat(), "--input", str(tmp_path / "input")]
+    flags += ["--input-format", "csv", "--lookback-days", str(LOOKBACK), "--quiet"]
+    warehouse = ["--warehouse", str(tmp_path / "incremental")]
+    assert main(["segment", "--incremental", "--files-per-batch", "1", *flags, *warehouse]) == 0
+    assert len(DeltaTable(str(activity)).history()) == 5
+    commit = DeltaTable(str(tmp_path / "incremental" / "customer_segments")).history(1)[0]
+    recon = json.loads(json.loads(commit["userMetadata"])["reconciliation"])
+    assert recon["input_rows"] == 2 and recon["quarantined"] == {"duplicate_row": 1}
+    run_segment(spark, config(tmp_path, "full"), D, progress=QUIET)
+    pd.testing.assert_frame_equal(
+        snapshot(tmp_path / "incremental", D), snapshot(tmp_path / "full", D)
+    )
+
+
 def test_activity_without_its_record_is_refused(spark: SparkSession, two_days: Path) -> None:
     cfg = config(two_days, "incremental")
     run_segment(spark, cfg, D, progress=QUIET)

@@ -133,6 +133,14 @@ def _add_segment(sub: Any) -> None:
         "again into an emptied activity table (after input files were removed or rewritten, "
         "or the input or its settings changed)",
     )
+    seg.add_argument(
+        "--files-per-batch",
+        type=int,
+        metavar="N",
+        help="incremental runs: read at most N new input files per micro-batch, each its own "
+        "commit (default: all at once); bounds the memory and disk of a first run over a long "
+        "history of daily files (features.files_per_batch)",
+    )
     _segment_options(seg)
     common(seg)
     seg.set_defaults(func=cmd_segment)

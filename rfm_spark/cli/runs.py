@@ -86,7 +86,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     snapshot = parse_date(args.snapshot_date, "--snapshot-date")
     rebuild = args.mode == "rebuild"
     mode = "incremental" if rebuild else args.mode
-    config = config_from(args, {**segment_overrides(args), "features.mode": mode})
+    overrides = {"features.mode": mode, "features.files_per_batch": args.files_per_batch}
+    config = config_from(args, {**segment_overrides(args), **overrides})
     progress = Progress("segment", quiet=args.quiet)
     spark = spark_session(config, args)
     result = run_segment(spark, config, snapshot, progress=progress, rebuild=rebuild)

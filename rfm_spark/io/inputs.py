@@ -208,7 +208,12 @@ def read_transactions(
 
 
 def stream_transactions(
-    spark: SparkSession, settings: InputSettings, *, now: dt.datetime, changes: bool = False
+    spark: SparkSession,
+    settings: InputSettings,
+    *,
+    now: dt.datetime,
+    changes: bool = False,
+    files_per_batch: int | None = None,
 ) -> DataFrame:
     """The input as a stream of the rows not read before, validated like
     :func:`read_transactions`.
@@ -217,8 +222,10 @@ def stream_transactions(
     of a Delta table or a metastore table (its checkpoint, kept by the caller, remembers what
     was read). With ``changes`` (a Delta input whose change data feed is on, see
     :func:`change_feed_on`) it is read as its changes: every row then carries
-    :data:`CHANGE_COLUMNS` (insert, update images, delete; the commit), beside the row itself. The path, columns and types are checked on a batch read first, so a bad
-    input fails as clearly as in a full run.
+    :data:`CHANGE_COLUMNS` (insert, update images, delete; the commit), beside the row itself.
+    The path, columns and types are checked on a batch read first, so a bad input fails as
+    clearly as in a full run. ``files_per_batch`` caps the files of one micro-batch (the
+    source's ``maxFilesPerTrigger``; a change data feed is always read in whole commits).
 
     Raises:
         InputError: A Delta input without the Delta connector (use a full run).
@@ -228,14 +235,17 @@ def stream_transactions(
     nanos = _nanosecond_columns(batch) if fmt == "parquet" else []
     _checked(_micros(batch, nanos), settings)
     try:
+        reader = spark.readStream
+        if files_per_batch is not None and not changes:
+            reader = reader.option("maxFilesPerTrigger", files_per_batch)
         # a file delivered late keeps its old modification time: never skip it for its age
-        files = spark.readStream.option("maxFileAge", "36500d")
+        files = reader.option("maxFileAge", "36500d")
         if fmt == "parquet":
             stream = _micros(files.schema(batch.schema).parquet(path), nanos)
         elif fmt == "csv":
             stream = _csv_options(files.schema(batch.schema), settings).csv(path)
         elif fmt == "table":
-            stream = _changes(spark.readStream, changes).table(path)
+            stream = _changes(reader, changes).table(path)
         else:
             from rfm_spark.session import has_delta_extension
 
@@ -244,7 +254,7 @@ def stream_transactions(
                     f"reading only the new rows of the Delta input {path!r} needs the Delta "
                     "connector (run 'make install'), or run with --full"
                 )
-            stream = _changes(spark.readStream.format("delta"), changes).load(path)
+            stream = _changes(reader.format("delta"), changes).load(path)
     except AnalysisException as exc:
         first = java_error_line(exc) or type(exc).__name__
         raise InputError(f"cannot stream {fmt} input {path!r}: {first}") from None

@@ -130,7 +130,11 @@ def ingest(run: Run, window: Window, *, rebuild: bool = False) -> Intake:
     else:
         _check_state(run, where)
     stream = stream_transactions(
-        run.spark, run.config.input, now=window.now, changes=where.change_feed
+        run.spark,
+        run.config.input,
+        now=window.now,
+        changes=where.change_feed,
+        files_per_batch=run.config.features.files_per_batch,
     )
     parts: list[tuple[Reconciliation, int | None]] = []
     app: list[str] = []
