@@ -27,6 +27,7 @@ shuffle and GC come from the event log. One JSON line goes to results/billion.js
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -85,8 +86,9 @@ def totals(profile: dict[str, Any]) -> dict[str, float]:
 
 
 def _layout(args: Any) -> dict[str, Any]:
-    """How an incremental run reads its input: the file layout and the files per batch."""
-    return {"daily_files": args.daily_files, "files_per_batch": args.files_per_batch}
+    """How an incremental run reads its input: the file layout and the files per batch (as
+    records hold them; records made before these options hold neither)."""
+    return {"daily_files": bool(args.daily_files), "files_per_batch": args.files_per_batch}
 
 
 def disk_needed_gb(rows: int, layout: dict[str, Any]) -> tuple[float, str] | None:
@@ -99,7 +101,7 @@ def disk_needed_gb(rows: int, layout: dict[str, Any]) -> tuple[float, str] | Non
             r.get("mode") == "incremental"
             and r.get("completed")
             and r["transactions"] < rows
-            and {k: r.get(k) for k in layout} == layout
+            and _layout(argparse.Namespace(**{k: r.get(k) for k in layout})) == layout
         ),
     )
     if r is None:
@@ -167,7 +169,7 @@ def main() -> None:
     t0 = time.monotonic()
     data = common.ensure_data(customers)
     if args.daily_files:
-        data = common.ensure_daily_files(data)
+        data = common.ensure_daily_files(data)  # refuses when the copy would not fit
     generated_s = round(time.monotonic() - t0, 1)
     rows = _rows(data)
     if args.mode == "incremental" and not fits_on_disk(args, customers, rows):

@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -105,6 +106,13 @@ def ensure_daily_files(data: Path) -> Path:
     out = data.parent / f"{data.name}-daily"
     tx = out / "transactions"
     if not (tx / "_SUCCESS").exists():
+        size = sum(f.stat().st_size for f in (data / "transactions").rglob("*") if f.is_file())
+        free = shutil.disk_usage(DATA).free
+        if free < 3 * size:  # the copy, and a shuffle of the whole input to make it
+            raise SystemExit(
+                f"laying out {data.name} by day needs about {3 * size / 2**30:.0f} GB of disk "
+                f"(the copy and its shuffle), {free / 2**30:.0f} GB free"
+            )
         _write_daily_files(data, tx)
     parts = sorted(tx.glob("part-*.parquet"))  # part numbers follow the ranges' order
     start = time.time() - len(parts)
@@ -118,13 +126,15 @@ def _write_daily_files(data: Path, tx: Path) -> None:
         "from rfm_spark.config import SparkSettings\n"
         "from rfm_spark.session import build_spark\n"
         "spark = build_spark(SparkSettings(master='local[2]', conf={"
-        "'spark.driver.memory': '8g', 'spark.ui.enabled': 'false'}), quiet=True)\n"
+        "'spark.driver.memory': '8g', 'spark.ui.enabled': 'false', "
+        f"'spark.local.dir': {str(tx.parent / 'spark-local')!r}}}), quiet=True)\n"
         f"df = spark.read.parquet({str(data / 'transactions')!r})\n"
         f"df.repartitionByRange({DAYS}, 'order_ts').sortWithinPartitions('order_ts')"
         f".write.mode('overwrite').parquet({str(tx)!r})\n"
     )
     print(f"laying out {data.name} as daily files in {tx} ...", flush=True)
     subprocess.run([sys.executable, "-c", code], check=True, **child_process())
+    shutil.rmtree(tx.parent / "spark-local", ignore_errors=True)
 
 
 def pytest_running() -> bool:

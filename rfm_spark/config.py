@@ -125,9 +125,10 @@ class FeatureSettings(_Model):
     # incremental: each input row is read once into the customer_day_activity table and a
     # snapshot is computed from that table; full: every run reads its whole window of input
     mode: Literal["full", "incremental"] = "full"
-    # incremental: the most new input files one micro-batch reads (None: all of them in one
-    # batch). A first run over a long history of daily files then takes it a few days at a
-    # time, each batch with its own shuffle and commit, instead of all at once
+    # incremental: the most new input files one micro-batch reads (None: the source's default,
+    # all new files of a folder, 1000 of a Delta table; a change data feed is always read in
+    # whole commits). A first run over a long history of daily files then takes it a few days
+    # at a time, each batch with its own shuffle and commit, instead of all at once
     files_per_batch: int | None = Field(default=None, ge=1)
 
     @field_validator("time_zone")

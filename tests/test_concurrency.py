@@ -50,7 +50,7 @@ def test_runs_at_once_land_or_fail_with_one_line(demo: Path, tmp_path: Path) -> 
     warehouse = tmp_path / "wh"
     results = finish([start(demo, warehouse, "2026-10-01"), start(demo, warehouse, "2026-10-15")])
     assert [code for code, _ in results] == [0, 0], results
-    one_run_per_date(warehouse, ["2026-10-01", "2026-10-15"])
+    assert len(one_run_per_date(warehouse, ["2026-10-01", "2026-10-15"]).history()) == 2
 
     days = ["2026-10-01", "2026-11-01", "2026-11-15", "2026-11-15"]
     results = finish([start(demo, warehouse, d) for d in days])

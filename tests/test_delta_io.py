@@ -246,6 +246,7 @@ def test_schema_mismatch_raises_before_commit(
         store.write_partition(bad, table_path, partition_column="snapshot_date", partition_value=D2)
     message = str(err.value)
     assert "customer_id" in message and "extra" in message
+    assert "table stays at version 0" in message
     assert store.version(table_path) == 0
     assert disk_files(table_path) == before
     assert_same(store.read(table_path), expected(spark, (rows_d1(), D1)))

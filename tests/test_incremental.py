@@ -185,13 +185,15 @@ def test_a_backlog_of_files_is_read_a_few_files_per_batch(
 ) -> None:
     """``--files-per-batch`` (``features.files_per_batch``): a backlog of daily files is read
     in micro-batches of at most that many files, each its own commit to the activity; a copy
-    of a row an earlier batch took is caught, and the snapshot equals the full recompute."""
-    backlog = [  # one file a day, oldest first; a bad row in the first, a copy in the last
-        [("c1", "o1", 12, 10, "12.50"), ("c2", "", 12, 9, "5.25"), ("", "o5", 12, 2, "0.99")],
+    of a row an earlier batch took (of the same run, or of an earlier one) is caught, and the
+    snapshot equals the full recompute."""
+    first_row = ("c1", "o1", 12, 10, "12.50")
+    backlog = [  # one file a day, oldest first; a bad row in the first, copies in the third
+        [first_row, ("c2", "", 12, 9, "5.25"), ("", "o5", 12, 2, "0.99")],  # and the last
         [("c1", "o2", 9, 11, "99.00")],
-        [("c3", "o3", 6, 8, "5.25"), ("c2", "o4", 6, 8, "-5.25")],
+        [("c3", "o3", 6, 8, "5.25"), ("c2", "o4", 6, 8, "-5.25"), first_row],
         [("c4", "", 3, 1, "0.99")],
-        [("c1", "o1", 12, 10, "12.50")],
+        [first_row],
     ]
     for i, rows in enumerate(backlog):
         deliver(tmp_path / ("input" if i < 3 else "later"), f"day-{i}.csv", rows)
@@ -199,8 +201,8 @@ def test_a_backlog_of_files_is_read_a_few_files_per_batch(
     first = run_segment(spark, cfg, D, progress=QUIET)
     activity = tmp_path / "incremental" / "customer_day_activity"
     assert len(DeltaTable(str(activity)).history()) == 3  # a commit per file
-    assert first.reconciliation.input_rows == 6 and first.reconciliation.balanced
-    assert first.reconciliation.quarantined == {"null_customer_id": 1}
+    assert first.reconciliation.input_rows == 7 and first.reconciliation.balanced
+    assert first.reconciliation.quarantined == {"null_customer_id": 1, "duplicate_row": 1}
 
     for later in sorted((tmp_path / "later").iterdir()):  # two more files, one per batch
         later.rename(tmp_path / "input" / later.name)

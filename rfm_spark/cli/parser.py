@@ -137,9 +137,11 @@ def _add_segment(sub: Any) -> None:
         "--files-per-batch",
         type=int,
         metavar="N",
-        help="incremental runs: read at most N new input files per micro-batch, each its own "
-        "commit (default: all at once); bounds the memory and disk of a first run over a long "
-        "history of daily files (features.files_per_batch)",
+        help="with --incremental or --rebuild: read at most N new input files per micro-batch, "
+        "each batch validated and committed on its own (default: a folder's new files in one "
+        "batch, a Delta input's 1000 files per batch; a change data feed is read in whole "
+        "commits). Bounds the disk of a first run over a long history of daily files "
+        "(features.files_per_batch)",
     )
     _segment_options(seg)
     common(seg)

@@ -225,7 +225,7 @@ def stream_transactions(
     :data:`CHANGE_COLUMNS` (insert, update images, delete; the commit), beside the row itself.
     The path, columns and types are checked on a batch read first, so a bad input fails as
     clearly as in a full run. ``files_per_batch`` caps the files of one micro-batch (the
-    source's ``maxFilesPerTrigger``; a change data feed is always read in whole commits).
+    source's ``maxFilesPerTrigger``); a change data feed is always read in whole commits.
 
     Raises:
         InputError: A Delta input without the Delta connector (use a full run).
@@ -235,17 +235,16 @@ def stream_transactions(
     nanos = _nanosecond_columns(batch) if fmt == "parquet" else []
     _checked(_micros(batch, nanos), settings)
     try:
-        reader = spark.readStream
-        if files_per_batch is not None and not changes:
-            reader = reader.option("maxFilesPerTrigger", files_per_batch)
-        # a file delivered late keeps its old modification time: never skip it for its age
-        files = reader.option("maxFileAge", "36500d")
-        if fmt == "parquet":
-            stream = _micros(files.schema(batch.schema).parquet(path), nanos)
-        elif fmt == "csv":
-            stream = _csv_options(files.schema(batch.schema), settings).csv(path)
+        if fmt in ("parquet", "csv"):
+            # a file delivered late keeps its old modification time: never skip it for its age
+            files = _capped(spark, files_per_batch).option("maxFileAge", "36500d")
+            files = files.schema(batch.schema)
+            if fmt == "parquet":
+                stream = _micros(files.parquet(path), nanos)
+            else:
+                stream = _csv_options(files, settings).csv(path)
         elif fmt == "table":
-            stream = _changes(reader, changes).table(path)
+            stream = _changes(_capped(spark, files_per_batch), changes).table(path)
         else:
             from rfm_spark.session import has_delta_extension
 
@@ -254,12 +253,22 @@ def stream_transactions(
                     f"reading only the new rows of the Delta input {path!r} needs the Delta "
                     "connector (run 'make install'), or run with --full"
                 )
-            stream = _changes(reader.format("delta"), changes).load(path)
+            reader = _capped(spark, files_per_batch).format("delta")
+            stream = _changes(reader, changes).load(path)
     except AnalysisException as exc:
         first = java_error_line(exc) or type(exc).__name__
         raise InputError(f"cannot stream {fmt} input {path!r}: {first}") from None
     beside = tuple(c for c in CHANGE_COLUMNS if c in stream.columns)
     return validate(stream, settings, now=now, beside=beside)
+
+
+def _capped(spark: SparkSession, files_per_batch: int | None) -> Any:
+    """A stream reader whose micro-batches read at most ``files_per_batch`` new files (the
+    source's own default without it: all new files of a folder, 1000 of a Delta table)."""
+    reader = spark.readStream
+    return (
+        reader if files_per_batch is None else reader.option("maxFilesPerTrigger", files_per_batch)
+    )
 
 
 def _changes(reader: Any, changes: bool) -> Any:
