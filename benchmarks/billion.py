@@ -15,7 +15,7 @@ layout and batch size used (its peak, or before peaks were sampled the shuffle w
 and activity table) to this size's rows; when that exceeds the free disk, it records the
 estimate as a blocked run instead of filling the disk.
 
-The data set is generated once (about 45 minutes here; 13 GB under benchmarks/.data). The
+The data set is generated once (18 to 45 minutes here; 13 GB under benchmarks/.data). The
 command runs as a user runs it, in a child process with the product's default Spark settings
 (200 shuffle partitions, AQE on) on `local[2]`, and a driver of ``--driver-memory`` (in local
 mode the driver JVM also runs the executors), with Spark's event log on. Peak memory is the
@@ -27,7 +27,6 @@ shuffle and GC come from the event log. One JSON line goes to results/billion.js
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -85,10 +84,10 @@ def totals(profile: dict[str, Any]) -> dict[str, float]:
     return {k: round(sum(s.get(k, 0) for s in profile["stages"]), 1) for k in keys}
 
 
-def _layout(args: Any) -> dict[str, Any]:
-    """How an incremental run reads its input: the file layout and the files per batch (as
-    records hold them; records made before these options hold neither)."""
-    return {"daily_files": bool(args.daily_files), "files_per_batch": args.files_per_batch}
+def _layout(daily_files: bool | None, files_per_batch: int | None) -> dict[str, Any]:
+    """How an incremental run reads its input, as records hold it (records made before these
+    options hold neither: customer-ordered files, one batch)."""
+    return {"daily_files": bool(daily_files), "files_per_batch": files_per_batch}
 
 
 def disk_needed_gb(rows: int, layout: dict[str, Any]) -> tuple[float, str] | None:
@@ -101,7 +100,7 @@ def disk_needed_gb(rows: int, layout: dict[str, Any]) -> tuple[float, str] | Non
             r.get("mode") == "incremental"
             and r.get("completed")
             and r["transactions"] < rows
-            and _layout(argparse.Namespace(**{k: r.get(k) for k in layout})) == layout
+            and _layout(r.get("daily_files"), r.get("files_per_batch")) == layout
         ),
     )
     if r is None:
@@ -121,7 +120,7 @@ def fits_on_disk(args: Any, customers: int, rows: int) -> bool:
     Raises:
         SystemExit: A large run with no smaller recorded run to scale from.
     """
-    estimate = disk_needed_gb(rows, _layout(args))
+    estimate = disk_needed_gb(rows, _layout(args.daily_files, args.files_per_batch))
     if estimate is None and rows > 200_000_000:
         raise SystemExit(
             "no smaller first incremental run is recorded to estimate the disk this one "
@@ -145,7 +144,7 @@ def _blocked(args: Any, customers: int, rows: int, need: float, basis: str, free
         "mode": "incremental",
         "customers": customers,
         "transactions": rows,
-        **_layout(args),
+        **_layout(args.daily_files, args.files_per_batch),
         "completed": False,
         "blocked": {"disk_needed_gb": need, "disk_free_gb": free, "scaled_from": basis},
         "summary": summary,
@@ -214,7 +213,7 @@ def main() -> None:
         **common.header("benchmarks/billion.py"),
         "size": args.size,
         "mode": args.mode,
-        **_layout(args),
+        **_layout(args.daily_files, args.files_per_batch),
         "customers": customers,
         "transactions": rows,
         "master": args.master,

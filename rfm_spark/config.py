@@ -122,13 +122,9 @@ class ValidationSettings(_Model):
 class FeatureSettings(_Model):
     lookback_days: int = Field(default=365, ge=1, le=36500)
     time_zone: str = "UTC"
-    # incremental: each input row is read once into the customer_day_activity table and a
-    # snapshot is computed from that table; full: every run reads its whole window of input
+    # full: each run reads its window of input; incremental: from customer_day_activity
     mode: Literal["full", "incremental"] = "full"
-    # incremental: the most new input files one micro-batch reads (None: the source's default,
-    # all new files of a folder, 1000 of a Delta table; a change data feed is always read in
-    # whole commits). A first run over a long history of daily files then takes it a few days
-    # at a time, each batch with its own shuffle and commit, instead of all at once
+    # incremental: most new input files per micro-batch (None: the source's own default)
     files_per_batch: int | None = Field(default=None, ge=1)
 
     @field_validator("time_zone")
