@@ -28,7 +28,9 @@ shuffle and GC come from the event log. One JSON line goes to results/billion.js
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -39,19 +41,30 @@ from typing import Any
 import common
 from stages import parse_event_log
 
+# A run is stopped when the free disk falls below this: the disk estimate before a run is
+# scaled from a smaller one, and a full disk would fail every process on the machine.
+DISK_FLOOR_GB = 4.0
+
 
 def _peak_sampler(proc: subprocess.Popen[str], peak: dict[str, float]) -> None:
     """Keep the largest VmHWM seen of ``proc`` and its JVM (MiB), and the most disk used
-    above the start (``disk_mb``), until it ends."""
+    above the start (``disk_mb``), until it ends; kill its process group (``stopped_s`` set)
+    when less than ``DISK_FLOOR_GB`` of disk is left."""
     disk_at_start = shutil.disk_usage(common.DATA).used
+    t0 = time.monotonic()
     while proc.poll() is None:
         try:
             now = common.peak_memory_mb(proc.pid)
         except OSError:
             break
-        now["disk_mb"] = (shutil.disk_usage(common.DATA).used - disk_at_start) / 2**20
+        disk = shutil.disk_usage(common.DATA)
+        now["disk_mb"] = (disk.used - disk_at_start) / 2**20
         for key in ("python_mb", "jvm_mb", "disk_mb"):
             peak[key] = max(peak.get(key, 0.0), now[key])
+        if disk.free < DISK_FLOOR_GB * 2**30:
+            peak["stopped_s"] = round(time.monotonic() - t0, 1)
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
         time.sleep(1.0)
 
 
@@ -61,14 +74,21 @@ def watched_command(cmd: list[str], what: str) -> dict[str, Any]:
     peak: dict[str, float] = {}
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **common.child_process()
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, so that the JVM is stopped with it
+        **common.child_process(),
     )
     sampler = threading.Thread(target=_peak_sampler, args=(proc, peak), daemon=True)
     sampler.start()
     _, err = proc.communicate()
     wall = time.monotonic() - t0
     sampler.join(timeout=5)
-    if proc.returncode != 0:
+    if "stopped_s" in peak:
+        print(f"{what} stopped after {peak['stopped_s']:.0f} s: under {DISK_FLOOR_GB} GB free")
+    elif proc.returncode != 0:
         raise SystemExit(f"{what} failed (exit {proc.returncode}): {err[-3000:]}")
     return {
         "wall_s": round(wall, 1),
@@ -110,7 +130,10 @@ def disk_needed_gb(rows: int, layout: dict[str, Any]) -> tuple[float, str] | Non
     mb = run["peak_mb"].get("disk_mb")
     if mb is None:
         mb = used["shuffle_write_mb"] + used["spill_mb"] + run["activity_mb"]
-    return round(mb / 1024 * rows / r["transactions"], 1), f"{r['size']} run of {r['date'][:10]}"
+    # Spark's event log (in the sampled disk) grows with the batches and tasks, not the rows.
+    log_mb = run.get("event_log_mb", 0.0)
+    need_mb = (mb - log_mb) * rows / r["transactions"] + log_mb
+    return round(need_mb / 1024, 1), f"{r['size']} run of {r['date'][:10]}"
 
 
 def fits_on_disk(args: Any, customers: int, rows: int) -> bool:
@@ -166,9 +189,10 @@ def main() -> None:
     args = p.parse_args()
     customers = args.customers or common.SIZES[args.size]
     t0 = time.monotonic()
-    data = common.ensure_data(customers)
-    if args.daily_files:
-        data = common.ensure_daily_files(data)  # refuses when the copy would not fit
+    if args.daily_files:  # refuses to make the copy when it would not fit
+        data = common.ensure_daily_files(customers)
+    else:
+        data = common.ensure_data(customers)
     generated_s = round(time.monotonic() - t0, 1)
     rows = _rows(data)
     if args.mode == "incremental" and not fits_on_disk(args, customers, rows):
@@ -200,15 +224,20 @@ def main() -> None:
     local_gb = round(_size(work / "spark-local") / 2**30, 2)
     peak = run["peak_mb"]
     what = "full run" if args.mode == "full" else "first incremental run"
+    completed = "stopped_s" not in peak
+    if not completed:
+        what += f" stopped for disk (under {DISK_FLOOR_GB:.0f} GB free)"
     summary = (
         f"{what} of {rows:,} rows ({customers:,} customers): {run['wall_s']:.0f} s, peak "
         f"{peak.get('python_mb', 0) + peak.get('jvm_mb', 0):,.0f} MB, "
         f"spill {sums['spill_mb'] / 1024:.1f} GB, disk {peak.get('disk_mb', 0) / 1024:.1f} GB"
     )
     result: dict[str, Any] = {**run, "event_log": sums, "local_dir_left_gb": local_gb}
+    result["event_log_mb"] = round(_size(logs) / 2**20, 1)
     if args.mode == "incremental":
         activity = work / "warehouse" / "customer_day_activity"
         result["activity_mb"] = round(_size(activity) / 2**20, 1)
+        result["activity_commits"] = len(list((activity / "_delta_log").glob("*.json")))
     record = {
         **common.header("benchmarks/billion.py"),
         "size": args.size,
@@ -222,7 +251,7 @@ def main() -> None:
         "generated_s": generated_s,
         "waited_s": waited,
         args.mode: result,
-        "completed": True,
+        "completed": completed,
         "summary": summary,
         "note": args.note,
     }

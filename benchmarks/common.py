@@ -98,14 +98,16 @@ def ensure_data(customers: int, days: int = DAYS) -> Path:
     return out
 
 
-def ensure_daily_files(data: Path) -> Path:
+def ensure_daily_files(customers: int, days: int = DAYS) -> Path:
     """A copy of a data set's transactions as files that each hold about one day, in order
     (as a daily feed delivers them): Spark's range partitioning on the order time, one file per
     day, file modification times in day order (the order a file source reads them in).
-    Made once in a child process; returns the copy's folder (``transactions`` inside)."""
-    out = data.parent / f"{data.name}-daily"
+    Made once in a child process (from the data set, generated first if need be; once the
+    copy exists the data set may be deleted); returns the copy's folder."""
+    out = Path(f"{data_dir(customers, days)}-daily")
     tx = out / "transactions"
     if not (tx / "_SUCCESS").exists():
+        data = ensure_data(customers, days)
         size = sum(f.stat().st_size for f in (data / "transactions").rglob("*") if f.is_file())
         free = shutil.disk_usage(DATA).free
         if free < 3 * size:  # the copy, and a shuffle of the whole input to make it

@@ -27,8 +27,13 @@ def parse_event_log(paths: list[Path]) -> dict[str, Any]:
     stages: dict[int, dict[str, Any]] = {}
     tasks: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     lines = [x for p in paths for x in p.read_text().splitlines()]
-    for line in lines:
-        ev = json.loads(line)
+    for i, line in enumerate(lines):
+        try:
+            ev = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break  # the log of a killed process ends in a partial line
+            raise
         kind = ev.get("Event")
         if kind == "SparkListenerJobStart":
             props = ev.get("Properties") or {}
