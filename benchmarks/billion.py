@@ -13,7 +13,10 @@ in order (as a daily feed delivers them), and ``--files-per-batch N`` reads them
 micro-batch. Before a run it scales the disk a smaller recorded incremental run of the same
 layout and batch size used (its peak, or before peaks were sampled the shuffle written, spill
 and activity table) to this size's rows; when that exceeds the free disk, it records the
-estimate as a blocked run instead of filling the disk.
+estimate as a blocked run instead of filling the disk, and while it runs it stops the run
+when less than 4 GB of disk is left. ``--time-limit MIN`` stops a run after that long;
+``--resume`` goes on with a stopped incremental run (its committed batches are kept, as after
+any crash) and sums the pieces' times in its summary.
 
 The data set is generated once (18 to 45 minutes here; 13 GB under benchmarks/.data). The
 command runs as a user runs it, in a child process with the product's default Spark settings
@@ -46,10 +49,10 @@ from stages import parse_event_log
 DISK_FLOOR_GB = 4.0
 
 
-def _peak_sampler(proc: subprocess.Popen[str], peak: dict[str, float]) -> None:
+def _peak_sampler(proc: subprocess.Popen[str], peak: dict[str, Any], limit_s: float) -> None:
     """Keep the largest VmHWM seen of ``proc`` and its JVM (MiB), and the most disk used
-    above the start (``disk_mb``), until it ends; kill its process group (``stopped_s`` set)
-    when less than ``DISK_FLOOR_GB`` of disk is left."""
+    above the start (``disk_mb``), until it ends. Kill its process group when less than
+    ``DISK_FLOOR_GB`` of disk is left or after ``limit_s`` (``stopped`` says which)."""
     disk_at_start = shutil.disk_usage(common.DATA).used
     t0 = time.monotonic()
     while proc.poll() is None:
@@ -62,16 +65,19 @@ def _peak_sampler(proc: subprocess.Popen[str], peak: dict[str, float]) -> None:
         for key in ("python_mb", "jvm_mb", "disk_mb"):
             peak[key] = max(peak.get(key, 0.0), now[key])
         if disk.free < DISK_FLOOR_GB * 2**30:
-            peak["stopped_s"] = round(time.monotonic() - t0, 1)
+            peak["stopped"] = f"under {DISK_FLOOR_GB:.0f} GB of disk left"
+        elif time.monotonic() - t0 > limit_s:
+            peak["stopped"] = f"time limit of {limit_s / 60:.0f} min"
+        if "stopped" in peak:
             os.killpg(proc.pid, signal.SIGKILL)
             break
         time.sleep(1.0)
 
 
-def watched_command(cmd: list[str], what: str) -> dict[str, Any]:
+def watched_command(cmd: list[str], what: str, limit_s: float) -> dict[str, Any]:
     """Run one CLI command in a child process: wall time, step times, peak memory."""
     load = common.load1()
-    peak: dict[str, float] = {}
+    peak: dict[str, Any] = {}
     t0 = time.monotonic()
     proc = subprocess.Popen(
         cmd,
@@ -81,13 +87,14 @@ def watched_command(cmd: list[str], what: str) -> dict[str, Any]:
         start_new_session=True,  # its own process group, so that the JVM is stopped with it
         **common.child_process(),
     )
-    sampler = threading.Thread(target=_peak_sampler, args=(proc, peak), daemon=True)
+    sampler = threading.Thread(target=_peak_sampler, args=(proc, peak, limit_s), daemon=True)
     sampler.start()
     _, err = proc.communicate()
     wall = time.monotonic() - t0
     sampler.join(timeout=5)
-    if "stopped_s" in peak:
-        print(f"{what} stopped after {peak['stopped_s']:.0f} s: under {DISK_FLOOR_GB} GB free")
+    stopped = peak.pop("stopped", None)
+    if stopped:
+        print(f"{what} stopped after {wall:.0f} s: {stopped}")
     elif proc.returncode != 0:
         raise SystemExit(f"{what} failed (exit {proc.returncode}): {err[-3000:]}")
     return {
@@ -95,6 +102,7 @@ def watched_command(cmd: list[str], what: str) -> dict[str, Any]:
         "steps": common.step_times(common.progress_steps(err)),
         "peak_mb": peak,
         "load1_start": load,
+        **({"stopped": stopped} if stopped else {}),
     }
 
 
@@ -136,9 +144,10 @@ def disk_needed_gb(rows: int, layout: dict[str, Any]) -> tuple[float, str] | Non
     return round(need_mb / 1024, 1), f"{r['size']} run of {r['date'][:10]}"
 
 
-def fits_on_disk(args: Any, customers: int, rows: int) -> bool:
+def fits_on_disk(args: Any, customers: int, rows: int, work: Path) -> bool:
     """Whether a first incremental run of ``rows`` rows may start; when its scaled estimate
-    exceeds the free disk, the run is recorded as blocked instead.
+    (less what a resumed run's ``work`` folder already holds) exceeds the free disk, the run
+    is recorded as blocked instead.
 
     Raises:
         SystemExit: A large run with no smaller recorded run to scale from.
@@ -150,6 +159,8 @@ def fits_on_disk(args: Any, customers: int, rows: int) -> bool:
             "needs; run `benchmarks/billion.py --mode incremental --size 10m` first"
         )
     free = round(shutil.disk_usage(common.DATA).free / 2**30, 1)
+    if estimate is not None and args.resume:
+        estimate = (round(estimate[0] - _size(work) / 2**30, 1), estimate[1])
     if estimate is not None and estimate[0] > free:
         _blocked(args, customers, rows, estimate[0], estimate[1], free)
         return False
@@ -177,7 +188,7 @@ def _blocked(args: Any, customers: int, rows: int, need: float, basis: str, free
     print(summary)
 
 
-def main() -> None:
+def _args() -> Any:
     p = common.parser(__doc__, default_size="1b")
     p.add_argument("--driver-memory", default="16g")
     p.add_argument("--master", default="local[2]")
@@ -186,7 +197,49 @@ def main() -> None:
         "--daily-files", action="store_true", help="input files that each hold about one day"
     )
     p.add_argument("--files-per-batch", type=int, help="incremental: input files per batch")
+    p.add_argument(
+        "--time-limit", type=float, default=24 * 60, help="minutes before the run is stopped"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="incremental: go on with a stopped run (its committed batches are kept)",
+    )
     args = p.parse_args()
+    if args.resume and args.mode != "incremental":
+        p.error("--resume goes on with an incremental run")
+    return args
+
+
+def _pieces_before(args: Any) -> list[dict[str, Any]]:
+    """The records of the stopped pieces a resumed run goes on from, oldest first.
+
+    Raises:
+        SystemExit: The newest record of this run is not a stopped one.
+    """
+    layout = _layout(args.daily_files, args.files_per_batch)
+    lines = (common.RESULTS / "billion.jsonl").read_text().splitlines()
+    runs = [
+        r
+        for r in map(json.loads, lines)
+        if r.get("size") == args.size
+        and r.get("mode") == "incremental"
+        and "blocked" not in r
+        and _layout(r.get("daily_files"), r.get("files_per_batch")) == layout
+    ]
+    pieces: list[dict[str, Any]] = []
+    for r in reversed(runs):
+        run = r["incremental"]
+        if "stopped" not in run and "stopped_s" not in run["peak_mb"]:  # (the first form)
+            break
+        pieces.insert(0, r)
+        if not r.get("resumed"):
+            return pieces
+    raise SystemExit("--resume: the newest record of this run is not a stopped one")
+
+
+def main() -> None:
+    args = _args()
     customers = args.customers or common.SIZES[args.size]
     t0 = time.monotonic()
     if args.daily_files:  # refuses to make the copy when it would not fit
@@ -195,12 +248,15 @@ def main() -> None:
         data = common.ensure_data(customers)
     generated_s = round(time.monotonic() - t0, 1)
     rows = _rows(data)
-    if args.mode == "incremental" and not fits_on_disk(args, customers, rows):
-        return
     work = common.DATA / f"billion-{customers}"
-    shutil.rmtree(work, ignore_errors=True)
+    pieces = _pieces_before(args) if args.resume else []
+    if args.mode == "incremental" and not fits_on_disk(args, customers, rows, work):
+        return
+    if not args.resume:
+        shutil.rmtree(work, ignore_errors=True)
     logs = work / "eventlog"
-    logs.mkdir(parents=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    logs_before = set(logs.iterdir())
     conf = {
         "spark.driver.memory": args.driver_memory,
         "spark.ui.enabled": "false",
@@ -218,26 +274,18 @@ def main() -> None:
         cmd += ["--spark-conf", f"{k}={v}"]
     waited = common.wait_quiet()
     print(f"segmenting {data.name} ({args.mode}) ...", flush=True)
-    run = watched_command(cmd, f"segment --{args.mode}")
-    log = sorted(f for f in logs.rglob("*") if f.is_file() and "appstatus" not in f.name)
+    commits_before = _commits(work)
+    run = watched_command(cmd, f"segment --{args.mode}", args.time_limit * 60)
+    log = sorted(f for f in set(logs.iterdir()) - logs_before if "appstatus" not in f.name)
     sums = totals(parse_event_log(log))
-    local_gb = round(_size(work / "spark-local") / 2**30, 2)
-    peak = run["peak_mb"]
-    what = "full run" if args.mode == "full" else "first incremental run"
-    completed = "stopped_s" not in peak
-    if not completed:
-        what += f" stopped for disk (under {DISK_FLOOR_GB:.0f} GB free)"
-    summary = (
-        f"{what} of {rows:,} rows ({customers:,} customers): {run['wall_s']:.0f} s, peak "
-        f"{peak.get('python_mb', 0) + peak.get('jvm_mb', 0):,.0f} MB, "
-        f"spill {sums['spill_mb'] / 1024:.1f} GB, disk {peak.get('disk_mb', 0) / 1024:.1f} GB"
-    )
-    result: dict[str, Any] = {**run, "event_log": sums, "local_dir_left_gb": local_gb}
+    result: dict[str, Any] = {**run, "event_log": sums}
+    result["local_dir_left_gb"] = round(_size(work / "spark-local") / 2**30, 2)
     result["event_log_mb"] = round(_size(logs) / 2**20, 1)
     if args.mode == "incremental":
-        activity = work / "warehouse" / "customer_day_activity"
-        result["activity_mb"] = round(_size(activity) / 2**20, 1)
-        result["activity_commits"] = len(list((activity / "_delta_log").glob("*.json")))
+        result["activity_mb"] = round(
+            _size(work / "warehouse" / "customer_day_activity") / 2**20, 1
+        )
+        result["activity_commits"] = _commits(work)
     record = {
         **common.header("benchmarks/billion.py"),
         "size": args.size,
@@ -251,14 +299,38 @@ def main() -> None:
         "generated_s": generated_s,
         "waited_s": waited,
         args.mode: result,
-        "completed": completed,
-        "summary": summary,
+        "completed": "stopped" not in run,
+        "summary": _summary(args, rows, customers, result, pieces),
         "note": args.note,
     }
+    if args.resume:
+        record |= {"resumed": True, "activity_commits_before": commits_before}
     common.append_result("billion.jsonl", record)
-    print(summary)
+    print(record["summary"])
     print(f"steps: {run['steps']}\nevent log totals: {sums}")
     shutil.rmtree(work / "spark-local", ignore_errors=True)
+
+
+def _summary(
+    args: Any, rows: int, customers: int, run: dict[str, Any], pieces: list[dict[str, Any]]
+) -> str:
+    what = "full run" if args.mode == "full" else "first incremental run"
+    if "stopped" in run:
+        what += f" (stopped: {run['stopped']}, {run['activity_commits']} activity commits)"
+    wall = f"{run['wall_s']:.0f} s"
+    if pieces:
+        total = run["wall_s"] + sum(p["incremental"]["wall_s"] for p in pieces)
+        wall = f"{total:.0f} s in {len(pieces) + 1} pieces (resumed after a stop; this one {wall})"
+    peak, used = run["peak_mb"], run["event_log"]
+    return (
+        f"{what} of {rows:,} rows ({customers:,} customers): {wall}, peak "
+        f"{peak.get('python_mb', 0) + peak.get('jvm_mb', 0):,.0f} MB, "
+        f"spill {used['spill_mb'] / 1024:.1f} GB, disk {peak.get('disk_mb', 0) / 1024:.1f} GB"
+    )
+
+
+def _commits(work: Path) -> int:
+    return len(list((work / "warehouse" / "customer_day_activity" / "_delta_log").glob("*.json")))
 
 
 def _rows(data: Path) -> int:
