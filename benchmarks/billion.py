@@ -67,7 +67,7 @@ def _peak_sampler(proc: subprocess.Popen[str], peak: dict[str, Any], limit_s: fl
         if disk.free < DISK_FLOOR_GB * 2**30:
             peak["stopped"] = f"under {DISK_FLOOR_GB:.0f} GB of disk left"
         elif time.monotonic() - t0 > limit_s:
-            peak["stopped"] = f"time limit of {limit_s / 60:.0f} min"
+            peak["stopped"] = f"time limit of {limit_s / 60:g} min"
         if "stopped" in peak:
             os.killpg(proc.pid, signal.SIGKILL)
             break
@@ -275,6 +275,7 @@ def main() -> None:
     waited = common.wait_quiet()
     print(f"segmenting {data.name} ({args.mode}) ...", flush=True)
     commits_before = _commits(work)
+    header = common.header("benchmarks/billion.py")  # the code as the run starts
     run = watched_command(cmd, f"segment --{args.mode}", args.time_limit * 60)
     log = sorted(f for f in set(logs.iterdir()) - logs_before if "appstatus" not in f.name)
     sums = totals(parse_event_log(log))
@@ -287,7 +288,7 @@ def main() -> None:
         )
         result["activity_commits"] = _commits(work)
     record = {
-        **common.header("benchmarks/billion.py"),
+        **header,
         "size": args.size,
         "mode": args.mode,
         **_layout(args.daily_files, args.files_per_batch),
