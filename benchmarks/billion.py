@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -69,7 +70,10 @@ def _peak_sampler(proc: subprocess.Popen[str], peak: dict[str, Any], limit_s: fl
         elif time.monotonic() - t0 > limit_s:
             peak["stopped"] = f"time limit of {limit_s / 60:g} min"
         if "stopped" in peak:
-            os.killpg(proc.pid, signal.SIGKILL)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:  # it ended on its own meanwhile
+                del peak["stopped"]
             break
         time.sleep(1.0)
 
@@ -127,6 +131,7 @@ def disk_needed_gb(rows: int, layout: dict[str, Any]) -> tuple[float, str] | Non
         lambda r: (
             r.get("mode") == "incremental"
             and r.get("completed")
+            and not r.get("resumed")  # its peak is the last piece's only
             and r["transactions"] < rows
             and _layout(r.get("daily_files"), r.get("files_per_batch")) == layout
         ),
@@ -250,6 +255,8 @@ def main() -> None:
     rows = _rows(data)
     work = common.DATA / f"billion-{customers}"
     pieces = _pieces_before(args) if args.resume else []
+    if pieces and _commits(work) != pieces[-1]["incremental"].get("activity_commits"):
+        raise SystemExit(f"--resume: {work} does not hold the stopped run's activity table")
     if args.mode == "incremental" and not fits_on_disk(args, customers, rows, work):
         return
     if not args.resume:
@@ -277,7 +284,7 @@ def main() -> None:
     commits_before = _commits(work)
     header = common.header("benchmarks/billion.py")  # the code as the run starts
     run = watched_command(cmd, f"segment --{args.mode}", args.time_limit * 60)
-    log = sorted(f for f in set(logs.iterdir()) - logs_before if "appstatus" not in f.name)
+    log = _event_files(set(logs.iterdir()) - logs_before)
     sums = totals(parse_event_log(log))
     result: dict[str, Any] = {**run, "event_log": sums}
     result["local_dir_left_gb"] = round(_size(work / "spark-local") / 2**30, 2)
@@ -317,7 +324,7 @@ def _summary(
 ) -> str:
     what = "full run" if args.mode == "full" else "first incremental run"
     if "stopped" in run:
-        what += f" (stopped: {run['stopped']}, {run['activity_commits']} activity commits)"
+        what += f" (stopped: {run['stopped']}, {run.get('activity_commits', 0)} activity commits)"
     wall = f"{run['wall_s']:.0f} s"
     if pieces:
         total = run["wall_s"] + sum(p["incremental"]["wall_s"] for p in pieces)
@@ -328,6 +335,17 @@ def _summary(
         f"{peak.get('python_mb', 0) + peak.get('jvm_mb', 0):,.0f} MB, "
         f"spill {used['spill_mb'] / 1024:.1f} GB, disk {peak.get('disk_mb', 0) / 1024:.1f} GB"
     )
+
+
+def _event_files(new: set[Path]) -> list[Path]:
+    """The event log files of a run, in order: a rolling log is a folder of events_N_* files."""
+    files = [f for d in new for f in ([d] if d.is_file() else d.rglob("*")) if f.is_file()]
+
+    def order(f: Path) -> tuple[str, int]:
+        n = re.match(r"events_(\d+)_", f.name)
+        return str(f.parent), int(n.group(1)) if n else 0
+
+    return sorted((f for f in files if "appstatus" not in f.name), key=order)
 
 
 def _commits(work: Path) -> int:

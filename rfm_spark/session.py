@@ -46,7 +46,7 @@ BASE_CONF: dict[str, str] = {
     "spark.sql.legacy.parquet.nanosAsLong": "true",
     # a finished job's shuffle files go when the driver's garbage collector drops its plan,
     # which Spark forces every 30 min by default: a long first incremental run then holds
-    # ~30 min of finished batches' shuffle (~17 GB at a billion rows, docs/scaling.md)
+    # ~30 min of finished batches' shuffle (up to ~24 GB at a billion rows, docs/scaling.md)
     "spark.cleaner.periodicGC.interval": "5min",
 }
 
