@@ -223,10 +223,9 @@ def _pieces_before(args: Any) -> list[dict[str, Any]]:
         SystemExit: The newest record of this run is not a stopped one.
     """
     layout = _layout(args.daily_files, args.files_per_batch)
-    lines = (common.RESULTS / "billion.jsonl").read_text().splitlines()
     runs = [
         r
-        for r in map(json.loads, lines)
+        for r in common.records("billion.jsonl")
         if r.get("size") == args.size
         and r.get("mode") == "incremental"
         and "blocked" not in r
@@ -234,8 +233,7 @@ def _pieces_before(args: Any) -> list[dict[str, Any]]:
     ]
     pieces: list[dict[str, Any]] = []
     for r in reversed(runs):
-        run = r["incremental"]
-        if "stopped" not in run and "stopped_s" not in run["peak_mb"]:  # (the first form)
+        if "stopped" not in r["incremental"]:
             break
         pieces.insert(0, r)
         if not r.get("resumed"):

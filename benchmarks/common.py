@@ -321,13 +321,17 @@ def header(script: str) -> dict[str, Any]:
     return {"date": now(), **machine(), "script": script}
 
 
-def latest(name: str, where: Callable[[dict[str, Any]], bool] = lambda r: True) -> dict | None:
-    """The newest record of ``results/NAME`` that ``where`` accepts (None without one)."""
+def records(name: str) -> list[dict[str, Any]]:
+    """The records of ``results/NAME``, oldest first (none when it does not exist)."""
     path = RESULTS / name
     if not path.exists():
-        return None
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    matching = [r for r in records if where(r)]
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def latest(name: str, where: Callable[[dict[str, Any]], bool] = lambda r: True) -> dict | None:
+    """The newest record of ``results/NAME`` that ``where`` accepts (None without one)."""
+    matching = [r for r in records(name) if where(r)]
     return matching[-1] if matching else None
 
 
