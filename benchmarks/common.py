@@ -264,7 +264,9 @@ def _code_version(package: Path) -> str:
     return f"commit {head.stdout.strip()}" + ("-dirty" if dirty.stdout.strip() else "")
 
 
-_STEP = re.compile(r"^\[(?P<command>[a-z]+)\] (?P<label>.+): done in (?P<s>[0-9.]+) s$")
+_STEP = re.compile(
+    r"^(?:\S+ \S+ )?\[(?P<command>[a-z]+)\] (?P<label>.+): done in (?P<s>[0-9.]+) s$"
+)
 
 
 def cold_command(cmd: list[str], what: str) -> dict[str, Any]:

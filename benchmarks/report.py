@@ -42,7 +42,7 @@ def ensure_table(customers: int) -> Path:
     from rfm_spark.segments import assign_segments, load_scheme
 
     spark = common.local_session()
-    store = open_store(spark, "spark")
+    store = open_store(spark)
     for day, seed in ((EARLIER, 1), (SNAPSHOT, 2)):
         ids = spark.range(customers).select(F.format_string("C%09d", "id").alias("customer_id"))
         features = ids.select(

@@ -1,4 +1,4 @@
-"""spark-submit entry point for ``rfm-spark generate`` (benchmark and demo data at any size).
+"""Alias of ``jobs/rfm.py generate``, kept for existing schedules.
 
     spark-submit --py-files dist/rfm_spark.zip jobs/generate.py \\
         --out s3://bucket/rfm-demo --customers 10000000 --days 730

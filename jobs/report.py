@@ -1,4 +1,4 @@
-"""spark-submit entry point for ``rfm-spark report``.
+"""Alias of ``jobs/rfm.py report``, kept for existing schedules.
 
     spark-submit --py-files dist/rfm_spark.zip jobs/report.py \\
         --config conf/cluster.example.yaml --snapshot-date 2026-11-23 \\

@@ -1,4 +1,4 @@
-"""spark-submit entry point for ``rfm-spark segment``.
+"""Alias of ``jobs/rfm.py segment``, kept for existing schedules.
 
     spark-submit --py-files dist/rfm_spark.zip jobs/segment.py \\
         --config conf/cluster.example.yaml --snapshot-date 2026-11-23

@@ -22,7 +22,6 @@ from rfm_spark.paths import join
 
 ScoringMethod = Literal["ntile", "quantile", "thresholds"]
 InputFormat = Literal["parquet", "csv", "delta", "table"]
-Backend = Literal["auto", "spark", "delta-rs"]
 
 
 class _Model(BaseModel):
@@ -33,10 +32,11 @@ class SparkSettings(_Model):
     """How the SparkSession is built.
 
     ``master`` is only used when no master is set already (spark-submit sets one); leave it null
-    on a cluster.
+    on a cluster. ``remote``: a Spark Connect server (``sc://host:15002``), as ``SPARK_REMOTE``.
     """
 
     master: str | None = None
+    remote: str | None = None
     app_name: str = "rfm-spark"
     conf: dict[str, str] = Field(default_factory=dict)
 
@@ -201,7 +201,6 @@ class OutputSettings(_Model):
     table: str = "customer_segments"
     quarantine_table: str = "quarantine"
     activity_table: str = "customer_day_activity"
-    backend: Backend = "auto"
     # an orchestrator's run id (Airflow's run_id, a Databricks job run id): the same for every
     # retry of one run, so a retry whose earlier attempt committed writes nothing again
     idempotency_key: str | None = None

@@ -65,7 +65,7 @@ def vacuum(
     """VACUUM the table, never cutting into the transition window plus its margin.
 
     Args:
-        store: the table store (Delta's own VACUUM on either backend).
+        store: the table store (Delta's own VACUUM).
         path: table root.
         settings: the configured history window.
         retain_hours: keep removed files this long; default and minimum

@@ -66,9 +66,16 @@ def spark_line() -> str:
     return ".".join(pyspark.__version__.split(".")[:2])
 
 
+DELTA_VERSION = "4.4.0"  # the connector this product is tested with (rfm-spark[spark] pins it)
+
+
 def delta_artifact() -> Artifact:
-    """The connector matching the installed ``delta-spark`` Python package and pyspark."""
-    version = importlib.metadata.version("delta-spark")
+    """The connector matching the installed ``delta-spark`` Python package (when there is one,
+    as ``rfm-spark[spark]`` installs it) and pyspark."""
+    try:
+        version = importlib.metadata.version("delta-spark")
+    except importlib.metadata.PackageNotFoundError:
+        version = DELTA_VERSION
     return Artifact("io.delta", f"delta-spark_{spark_line()}_{SCALA}", version)
 
 

@@ -29,3 +29,13 @@ def join(base: str, *parts: str) -> str:
         if piece:
             out = piece if not out else (out if out.endswith("/") else out + "/") + piece
     return out
+
+
+def absolute(path: str) -> str:
+    """``path`` as Spark should get it: a relative local path made absolute against this
+    process's folder (Spark would take it relative to the driver's, or a Connect server's,
+    and Delta's SQL takes only absolute paths); URIs and absolute paths as written, so a
+    cluster's default file system still applies to ``/data/...``."""
+    import os
+
+    return path if is_uri(path) or os.path.isabs(path) else os.path.abspath(path)

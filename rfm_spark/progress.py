@@ -1,27 +1,33 @@
-"""Progress lines for long stages, on stderr so that stdout stays for results."""
+"""Progress lines for long stages, through ``logging`` so that stdout stays for results.
+
+Each line goes to the ``rfm_spark.progress`` logger at INFO as ``[name] message``; the command
+line prints them on stderr with a timestamp (``2026-11-23 09:30:01 [segment] scoring ...:
+done in 3.2 s``), a scheduler's log keeps them, and a library user decides with their own
+logging setup whether to see them.
+"""
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TextIO
+
+log = logging.getLogger("rfm_spark.progress")
 
 
 class Progress:
-    """Prints ``[name] step ... done in 3.2 s`` lines; silent when ``quiet``."""
+    """Logs ``[name] step ...`` and ``[name] step: done in 3.2 s``; silent when ``quiet``."""
 
-    def __init__(self, name: str, *, quiet: bool = False, stream: TextIO | None = None):
+    def __init__(self, name: str, *, quiet: bool = False):
         self.name = name
         self.quiet = quiet
-        self.stream = stream or sys.stderr
         self.started = time.monotonic()
         self.timings: dict[str, float] = {}
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            print(f"[{self.name}] {message}", file=self.stream, flush=True)
+            log.info("[%s] %s", self.name, message)
 
     @contextmanager
     def step(self, label: str) -> Iterator[None]:

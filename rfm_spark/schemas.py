@@ -166,3 +166,18 @@ HISTORY_COLUMNS = (
     "input_rows",
     "output_rows",
 )
+
+MODELS_TABLE = "model_versions"
+MODELS_PARTITION = "kind"
+
+# The model_versions table: every saved cluster model, churn model and CLV fit, one row each;
+# the newest version of a kind is the one in use. ``path`` is the MLlib folder (null for a fit).
+MODELS_SCHEMA = T.StructType(
+    [
+        T.StructField(MODELS_PARTITION, T.StringType()),
+        T.StructField("version", T.IntegerType()),
+        T.StructField("path", T.StringType()),
+        T.StructField("created_at", T.TimestampType()),
+        T.StructField("metadata", T.StringType()),
+    ]
+)

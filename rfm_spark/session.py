@@ -1,4 +1,17 @@
-"""The one place a SparkSession is built."""
+"""The one place a SparkSession is built: local, under spark-submit, or a Spark Connect client.
+
+Three kinds of session, one code path for the runs:
+
+- **local**: this process launches Spark's JVM (``spark.master: local[*]``); the Delta
+  connector's jars fetched by ``make install`` go on the driver's class path.
+- **submitted**: ``spark-submit`` launched this driver; master, resources and jars
+  (``--packages``) come from the submit command or the runtime (Databricks).
+- **connect**: ``SPARK_REMOTE=sc://host:port`` (or ``--remote``, ``spark.remote``): a Spark
+  Connect client with no JVM of its own; the server has the connector and its own settings,
+  so only the session's SQL settings are sent.
+
+The runs never touch ``sparkContext``, the JVM or RDDs, so each works on all three.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +21,9 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -20,17 +33,18 @@ from rfm_spark.errors import ConfigError, EnvironmentProblem
 log = logging.getLogger(__name__)
 
 MIN_JAVA = 17
+# the Spark versions the Delta connector 4.4 and this product run on
+MIN_SPARK, MAX_SPARK = (4, 0, 1), (4, 2)
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 PARAMETERS_AT_ANALYSIS = "spark.sql.legacy.parameterSubstitution.constantsOnly"
-
-# Settings every session gets unless the user overrides them: micro-second timestamps so the
-# Parquet footers carry statistics Delta can use, UTC as the session zone.
 ELIMINATE_SORTS = "org.apache.spark.sql.catalyst.optimizer.EliminateSorts"
-
 TIME_ZONE = "spark.sql.session.timeZone"
 
-BASE_CONF: dict[str, str] = {
+# Settings every session gets unless the user overrides them (SQL settings: a Connect session
+# takes them too; a server that refuses one keeps its own, see _apply_sql_conf).
+BASE_SQL_CONF: dict[str, str] = {
+    # micro-second timestamps, so the Parquet footers carry statistics Delta can use
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     TIME_ZONE: "UTC",
     "spark.sql.adaptive.enabled": "true",
@@ -44,11 +58,16 @@ BASE_CONF: dict[str, str] = {
     # Parquet from pandas/pyarrow stores TIMESTAMP(NANOS), which Spark 4 otherwise refuses;
     # read as long nanoseconds, rfm_spark.io.inputs turns them back into timestamps
     "spark.sql.legacy.parquet.nanosAsLong": "true",
+}
+# Settings of a session this product starts (not of a Connect server's, not of spark-submit's)
+BASE_APP_CONF: dict[str, str] = {
     # a finished job's shuffle files go when the driver's garbage collector drops its plan,
     # which Spark forces every 30 min by default: a long first incremental run then holds
     # ~30 min of finished batches' shuffle (up to ~24 GB at a billion rows, docs/scaling.md)
     "spark.cleaner.periodicGC.interval": "5min",
+    "spark.ui.showConsoleProgress": "false",
 }
+BASE_CONF = {**BASE_SQL_CONF, **BASE_APP_CONF}
 
 
 def java_major_version(java: str | None = None) -> int | None:
@@ -78,7 +97,8 @@ def check_java() -> None:
     if major is None:
         raise EnvironmentProblem(
             "Java was not found; Spark needs Java 17 or newer. Install it (e.g. "
-            "'apt-get install openjdk-17-jre-headless') or set JAVA_HOME."
+            "'apt-get install openjdk-17-jre-headless') or set JAVA_HOME, or run against a "
+            "Spark Connect server (SPARK_REMOTE=sc://host:15002), which needs no Java here."
         )
     if major < MIN_JAVA:
         raise EnvironmentProblem(
@@ -87,9 +107,25 @@ def check_java() -> None:
         )
 
 
+def is_connect(spark: SparkSession) -> bool:
+    """Whether ``spark`` is a Spark Connect client session (no JVM in this process)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def check_spark_version(version: str) -> None:
+    """Refuse a Spark outside the supported range (the Delta connector's), naming both."""
+    numbers = tuple(int(n) for n in re.findall(r"\d+", version)[:3])
+    if not numbers[:3] >= MIN_SPARK or numbers[:2] > MAX_SPARK:
+        raise EnvironmentProblem(
+            f"Spark {version} found; rfm-spark runs on Spark 4.0.1 to 4.2 (the range of the "
+            "Delta Lake connector 4.4). Fix: use a cluster runtime in that range, or install "
+            "'rfm-spark[spark]' for a matching pyspark."
+        )
+
+
 def _quiet_local_logging() -> None:
     """Errors-only Spark logging for a JVM this process is about to launch (not spark-submit)."""
-    if os.environ.get("PYSPARK_SUBMIT_ARGS") or os.environ.get("PYSPARK_GATEWAY_PORT"):
+    if os.environ.get("PYSPARK_SUBMIT_ARGS"):
         return
     props = Path(__file__).with_name("log4j2.properties")
     if props.is_file():
@@ -98,84 +134,52 @@ def _quiet_local_logging() -> None:
         )
 
 
-def _submitted_conf() -> dict[str, str]:
-    """The settings spark-submit gave this driver (read before the session exists)."""
-    from pyspark import SparkConf, SparkContext
-
-    SparkContext._ensure_initialized()
-    return dict(SparkConf().getAll())
-
-
-def _with_jars(
-    conf: Mapping[str, str], jars: list[str], extension: bool, *, local: bool = False
-) -> dict[str, str]:
+def _with_jars(conf: Mapping[str, str], jars: list[str]) -> dict[str, str]:
+    """Local mode: the executors live in the driver JVM, so the jars go on its class path at
+    launch (``spark.jars`` would copy every jar, the AWS SDK bundle alone ~690 MB, into a
+    temporary folder at each start)."""
     out = dict(conf)
-    if jars and local:
-        # local mode: the executors live in the driver JVM, so the jars go on its class path
-        # at launch instead of spark.jars, which copies every jar (the AWS SDK bundle alone is
-        # ~690 MB) into a temporary folder at each start
-        listed = [j for j in (out.get("spark.driver.extraClassPath") or "").split(os.pathsep) if j]
-        out["spark.driver.extraClassPath"] = os.pathsep.join([*listed, *jars])
-        # Delta rebuilds a table's state from its log in 50 tasks by default, sized for
-        # clusters; on one machine a few do it in half the time (measured on small tables)
-        out.setdefault("spark.databricks.delta.snapshotPartitions", "4")
-        # VACUUM lists the table's files in this many tasks (default 10,000, sized for
-        # clusters): a dry run over a one-file table took 25-35 s locally, 2-3 s with 32
-        out.setdefault("spark.sql.sources.parallelPartitionDiscovery.parallelism", "32")
-    elif jars:
-        listed = [j for j in (out.get("spark.jars") or "").split(",") if j]
-        out["spark.jars"] = ",".join([*listed, *jars])
-    if extension:
-        ext = [e for e in (out.get("spark.sql.extensions") or "").split(",") if e]
-        out["spark.sql.extensions"] = ",".join([*ext, DELTA_EXTENSION])
-        out.setdefault("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
-        # Delta's SQL parser drops the values of parameterized SQL (spark.sql(q, args=...))
-        # on Spark 4.1+ (delta-io/delta#7640); binding them at analysis time works
-        out.setdefault(PARAMETERS_AT_ANALYSIS, "true")
+    listed = [j for j in (out.get("spark.driver.extraClassPath") or "").split(os.pathsep) if j]
+    out["spark.driver.extraClassPath"] = os.pathsep.join([*listed, *jars])
+    # Delta rebuilds a table's state from its log in 50 tasks by default, sized for
+    # clusters; on one machine a few do it in half the time (measured on small tables)
+    out.setdefault("spark.databricks.delta.snapshotPartitions", "4")
+    # VACUUM lists the table's files in this many tasks (default 10,000, sized for
+    # clusters): a dry run over a one-file table took 25-35 s locally, 2-3 s with 32
+    out.setdefault("spark.sql.sources.parallelPartitionDiscovery.parallelism", "32")
     return out
 
 
-def delta_conf(
-    conf: Mapping[str, str], *, submitted: bool, s3: bool = False, local: bool = False
-) -> dict[str, str]:
-    """``conf`` plus what makes the session a Delta session, when the jars can be had.
+def _with_extension(conf: Mapping[str, str]) -> dict[str, str]:
+    """The Delta SQL extension and catalog, unless the user configured their own."""
+    out = dict(conf)
+    ext = [e for e in (out.get("spark.sql.extensions") or "").split(",") if e]
+    if DELTA_EXTENSION not in ext:
+        out["spark.sql.extensions"] = ",".join([*ext, DELTA_EXTENSION])
+    out.setdefault("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
+    # Delta's SQL parser drops the values of parameterized SQL (spark.sql(q, args=...))
+    # on Spark 4.1+ (delta-io/delta#7640); binding them at analysis time works
+    out.setdefault(PARAMETERS_AT_ANALYSIS, "true")
+    return out
 
-    - The user already configured the extension or ``spark.jars.packages``: left alone.
-    - Under spark-submit: the jars come from ``--packages``/``--jars`` or the runtime
-      (Databricks); the extension and catalog are added when Delta is among them.
-    - A JVM this process launches: the jars fetched by ``python -m rfm_spark.jars fetch``
-      (``make install``) go on the class path (``local``: the driver's, else ``spark.jars``);
-      without them one warning says so and tables are written by the delta-rs fallback.
-      ``s3`` adds hadoop-aws for ``s3a://`` paths.
+
+def delta_conf(conf: Mapping[str, str], *, local: bool, s3: bool = False) -> dict[str, str]:
+    """``conf`` plus what makes a classic session a Delta session.
+
+    The extension and catalog are always added (Spark logs and skips an extension whose class
+    is missing; :func:`require_delta` then says how to add the connector). A JVM this process
+    launches (``local``) gets the jars fetched by ``make install`` on its class path, and
+    hadoop-aws for ``s3a://`` paths (``s3``); under spark-submit the jars come from
+    ``--packages`` or the runtime. ``spark.jars.packages`` set by the user wins over the jars.
     """
     from rfm_spark import jars
 
-    if DELTA_EXTENSION in conf.get("spark.sql.extensions", "") or conf.get("spark.jars.packages"):
-        return dict(conf)
-    if submitted:
-        given = _submitted_conf()
-        if DELTA_EXTENSION in given.get("spark.sql.extensions", ""):
-            return dict(conf)
-        text = " ".join(given.get(k, "") for k in ("spark.jars", "spark.jars.packages"))
-        on_classpath = "delta-spark" in text or "DATABRICKS_RUNTIME_VERSION" in os.environ
-        if not on_classpath:
-            log.warning(
-                "the Delta Lake connector is not among the submitted jars; tables are written "
-                "by the delta-rs fallback. Fix: spark-submit --packages %s",
-                jars.delta_artifact().coordinate,
-            )
-        return _with_jars(conf, [], extension=on_classpath)
-    delta = jars.installed_jars(jars.delta_artifact())
-    if not delta:
-        log.warning(
-            "Delta Lake jars not found in %s; tables are written by the delta-rs fallback. "
-            "Fix: 'make install' or 'python -m rfm_spark.jars fetch' (needs Maven Central).",
-            jars.default_dir(),
-        )
-        return dict(conf)
-    extra = list(delta)
+    out = _with_extension(conf)
+    if not local or conf.get("spark.jars.packages"):
+        return out
+    found = jars.installed_jars(jars.delta_artifact())
     s3_artifact = jars.s3_artifact() if s3 else None
-    if s3_artifact:
+    if s3_artifact and found:
         s3_jars = jars.installed_jars(s3_artifact)
         if not s3_jars:
             log.warning(
@@ -183,8 +187,17 @@ def delta_conf(
                 "Fix: 'python -m rfm_spark.jars fetch'.",
                 jars.default_dir(),
             )
-        extra += s3_jars
-    return _with_jars(conf, extra, extension=True, local=local)
+        found = [*found, *s3_jars]
+    return _with_jars(out, found) if found else out
+
+
+def _mode(settings: SparkSettings, remote: str | None) -> str:
+    if remote or os.environ.get("SPARK_REMOTE"):
+        return "connect"
+    submitted = bool(os.environ.get("PYSPARK_GATEWAY_PORT")) or "spark.master" in os.environ.get(
+        "PYSPARK_SUBMIT_ARGS", ""
+    )
+    return "submitted" if submitted else "local"
 
 
 def build_spark(
@@ -192,51 +205,133 @@ def build_spark(
     extra_conf: Mapping[str, str] | None = None,
     *,
     quiet: bool = False,
+    log_level: str | None = None,
     s3: bool = False,
     time_zone: str | None = None,
 ) -> SparkSession:
-    """Build (or get) the SparkSession, with the Delta connector when it can be had.
+    """Build (or get) the SparkSession, with the Delta connector where this process adds it.
 
-        Under spark-submit the master and most settings come from the submit command; ``master`` from
-        the config is only applied when none is set there, so the same job runs locally and on a
-        cluster. ``quiet`` limits a locally launched JVM's logging to errors. ``s3`` loads the
-        ``s3a://`` file system's jars into a locally launched JVM. ``time_zone``: the session zone,
-    the one the runs cut days in (``features.time_zone``; see :func:`check_time_zone`). Jars and the Delta extension only
-        take effect in the first session of a process: a running JVM keeps what it started with.
+    Args:
+        settings: ``master`` (only when nothing else sets one: spark-submit's wins),
+            ``remote`` (a Spark Connect URL; also ``SPARK_REMOTE``), ``app_name``, ``conf``.
+        extra_conf: More settings, over ``settings.conf``.
+        quiet: A JVM this process launches logs errors only.
+        log_level: Spark's log level (``spark.log.level``) under spark-submit; None leaves it
+            to the cluster's logging setup.
+        s3: Load the ``s3a://`` file system's jars into a JVM this process launches.
+        time_zone: The session zone, the one the runs cut days in (``features.time_zone``;
+            see :func:`check_time_zone`).
+
+    Jars and static settings only take effect in the first session of a process, or of a
+    Connect server: a running JVM keeps what it started with.
+
+    Raises:
+        EnvironmentProblem: No Java for a local session, or Spark outside 4.0.1-4.2.
     """
     settings = settings or SparkSettings()
-    extra_conf = {**(extra_conf or {}), **({TIME_ZONE: time_zone} if time_zone else {})}
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        for k, v in extra_conf.items():
-            active.conf.set(k, v)
-        return active
-    if "SPARK_HOME" not in os.environ or not os.environ.get("PYSPARK_GATEWAY_PORT"):
-        check_java()
-    if quiet:
-        _quiet_local_logging()
-    builder = SparkSession.builder.appName(settings.app_name)
-    submitted = bool(os.environ.get("PYSPARK_GATEWAY_PORT")) or "spark.master" in os.environ.get(
-        "PYSPARK_SUBMIT_ARGS", ""
-    )
-    if settings.master and not submitted:
-        builder = builder.master(settings.master)
     conf = {
         **BASE_CONF,
-        "spark.ui.showConsoleProgress": "false",
         **settings.conf,
-        **extra_conf,
+        **(extra_conf or {}),
+        **({TIME_ZONE: time_zone} if time_zone else {}),
     }
-    master = settings.master or conf.get("spark.master") or "local[*]"
-    local = not submitted and master.startswith("local")
-    conf = delta_conf(conf, submitted=submitted, s3=s3, local=local)
+    mode = _mode(settings, settings.remote)
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        _apply_sql_conf(
+            active, {**(extra_conf or {}), **({TIME_ZONE: time_zone} if time_zone else {})}
+        )
+        return active
+    if mode == "connect":
+        spark = _connect_session(settings, conf)
+    else:
+        spark = _classic_session(settings, conf, mode, quiet=quiet, log_level=log_level, s3=s3)
+    check_spark_version(spark.version)
+    return spark
+
+
+def _classic_session(
+    settings: SparkSettings,
+    conf: dict[str, str],
+    mode: str,
+    *,
+    quiet: bool,
+    log_level: str | None,
+    s3: bool,
+) -> SparkSession:
+    """A session whose driver runs in this process (launched here, or by spark-submit)."""
+    local = mode == "local"
     if local:
+        check_java()
+        if quiet:
+            _quiet_local_logging()
         # Python workers (the CLV fit's numpy sums) run the driver's interpreter, whose
         # environment has numpy, pandas and scipy, not whatever 'python3' is on the PATH
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(settings.app_name)
+    if settings.master and local:
+        builder = builder.master(settings.master)
+    conf = delta_conf(conf, local=local, s3=s3)
+    if log_level and not local:  # a JVM launched here logs as quiet says (its log4j2 file)
+        conf.setdefault("spark.log.level", log_level)
     for k, v in conf.items():
         builder = builder.config(k, v)
     return builder.getOrCreate()
+
+
+def _connect_session(settings: SparkSettings, conf: dict[str, str]) -> SparkSession:
+    """A Spark Connect client session; the server's own settings and jars stay as they are."""
+    builder = SparkSession.builder
+    if settings.remote:
+        builder = builder.remote(settings.remote)
+    try:
+        spark = builder.getOrCreate()
+    except ImportError as exc:
+        raise EnvironmentProblem(
+            f"a Spark Connect session needs the client libraries ({exc}); install "
+            "'rfm-spark[spark]' (pyspark with its connect extras) or 'pyspark-client'"
+        ) from None
+    _apply_sql_conf(spark, {k: v for k, v in conf.items() if k not in BASE_APP_CONF})
+    return spark
+
+
+def _apply_sql_conf(spark: SparkSession, conf: Mapping[str, str]) -> None:
+    """Set the session settings a running session takes; those it refuses (static settings,
+    or a server that allows only some) are named once at INFO and left as they are."""
+    refused = []
+    for k, v in conf.items():
+        try:
+            if spark.conf.get(k, None) != v:
+                spark.conf.set(k, v)
+        except Exception:
+            refused.append(k)
+    if refused:
+        log.info("left to the session: %s", ", ".join(sorted(refused)))
+
+
+def require_delta(spark: SparkSession) -> None:
+    """Stop with one line saying how to add the Delta Lake connector when ``spark`` has none.
+
+    The probe is a Delta command on a path that cannot exist: with the connector it reports a
+    missing Delta table; without it the command does not parse or its catalog does not load.
+
+    Raises:
+        EnvironmentProblem: The session has no working Delta connector.
+    """
+    probe = f"/rfm-spark-probe-{uuid.uuid4().hex}"
+    try:
+        spark.sql(f"DESCRIBE DETAIL delta.`{probe}`").collect()
+    except Exception as exc:
+        if "DELTA_MISSING_DELTA_TABLE" in str(exc) or "is not a Delta table" in str(exc):
+            return
+        from rfm_spark import jars
+
+        raise EnvironmentProblem(
+            "this Spark session has no Delta Lake connector. Fix: 'make install' for local "
+            f"runs; 'spark-submit --packages {jars.delta_artifact().coordinate}' on a "
+            "cluster (with spark.sql.extensions and the Delta catalog, see docs/cluster.md); "
+            "a Databricks runtime has it built in"
+        ) from None
 
 
 def check_time_zone(spark: SparkSession, time_zone: str) -> None:
@@ -270,15 +365,18 @@ def keeps_sorts(spark: SparkSession) -> bool:
     return ELIMINATE_SORTS in [r.strip() for r in excluded.split(",")]
 
 
-def has_delta_extension(spark: SparkSession) -> bool:
-    """True when the session has Delta's SQL extension configured and its classes load."""
-    ext = spark.conf.get("spark.sql.extensions", "") or ""
-    if DELTA_EXTENSION not in ext:
-        return False
-    try:
-        jvm: Any = spark.sparkContext._jvm
-        # Spark's class loader: jars from spark.jars are not on the JVM's system class path
-        jvm.org.apache.spark.util.Utils.classForName("io.delta.tables.DeltaTable", True, False)
-        return True
-    except Exception:
-        return False
+def default_parallelism(spark: SparkSession) -> int:
+    """The cores Spark runs tasks on (its default parallelism), read without ``sparkContext``:
+    ``spark.range`` splits into that many partitions when none are given. One tiny job."""
+    from pyspark.sql import functions as F
+
+    parts = spark.range(0, 1 << 16).select(F.spark_partition_id().alias("p"))
+    row = parts.agg(F.max("p")).first()
+    return int(row[0]) + 1 if row and row[0] is not None else 1
+
+
+def describe(spark: SparkSession) -> str:
+    """Where the session runs, for a progress line: ``master local[2]`` or ``Spark Connect``."""
+    if is_connect(spark):
+        return "Spark Connect"
+    return f"master {spark.conf.get('spark.master', None) or '(unknown)'}"

@@ -41,7 +41,7 @@ def cli_command(*args: str, warehouse: str) -> list[str]:
     ]
 
 
-def segment_command(demo: Path, warehouse: Path, day: str, *, backend: str = "auto") -> list[str]:
+def segment_command(demo: Path, warehouse: Path, day: str) -> list[str]:
     """The CLI segmenting the demo transactions as of ``day`` on one core."""
     return cli_command(
         "segment",
@@ -49,18 +49,16 @@ def segment_command(demo: Path, warehouse: Path, day: str, *, backend: str = "au
         day,
         "--input",
         str(demo / "transactions"),
-        "--backend",
-        backend,
         warehouse=str(warehouse),
     )
 
 
-def segment_here(demo: Path, warehouse: Path, day: str, *, backend: str) -> None:
+def segment_here(demo: Path, warehouse: Path, day: str) -> None:
     """The same segment run as :func:`segment_command`, in this process (the test session):
     a table for the killed children to start from, without the start of another JVM."""
     from rfm_spark.cli import main
 
-    cmd = segment_command(demo, warehouse, day, backend=backend)
+    cmd = segment_command(demo, warehouse, day)
     args = cmd[cmd.index("rfm_spark.cli") + 1 :]
     assert main([*args, "--quiet"]) == 0
 

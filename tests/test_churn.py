@@ -99,7 +99,8 @@ def test_train_then_score(
     common = ["--input", str(demo / "transactions"), "--warehouse", str(tmp_path), "--quiet"]
     assert main(["churn", "train", "--snapshot-date", str(END), *common]) == 0
     printed = capsys.readouterr().out
-    meta = json.loads((tmp_path / "models" / "churn" / "v1" / "metadata.json").read_text())
+    (meta_text,) = DeltaTable(str(tmp_path / "model_versions")).to_pandas()["metadata"]
+    meta = json.loads(meta_text)
     assert meta["trained_on"] == str(TRAINED_ON) and meta["chosen"] in meta["validation_auc"]
     assert meta["test_auc"] >= 0.75, meta
     assert f"test AUC of {meta['chosen']}: {meta['test_auc']:.3f}" in printed
@@ -108,7 +109,7 @@ def test_train_then_score(
     assert sum(meta["importances"].values()) == pytest.approx(1.0)
 
     # the reported test AUC is scikit-learn's on the saved model's test predictions
-    model = PipelineModel.load(str(tmp_path / "models" / "churn" / "v1" / "pipeline"))
+    model = PipelineModel.load(str(tmp_path / "models" / "churn" / "v1"))
     data = pandas_churn(pd.read_parquet(demo / "transactions"), TRAINED_ON).reset_index(
         names="customer_id"
     )

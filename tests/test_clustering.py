@@ -43,6 +43,7 @@ from rfm_spark.config import InputSettings
 from rfm_spark.datagen import PERSONAS
 from rfm_spark.errors import ConfigError, MissingColumnsError
 from rfm_spark.features import daily_aggregates, rfm_features
+from rfm_spark.io import registry
 from rfm_spark.io.demo_data import generate
 from rfm_spark.io.inputs import read_transactions
 from rfm_spark.io.models import load_model, save_model
@@ -359,7 +360,7 @@ def test_profiles_cover_every_cluster_and_write_to_delta(
         )
 
     table = str(tmp_path / "wh" / "cluster_profiles")
-    version = open_store(spark, "auto").write_partition(
+    version = open_store(spark).write_partition(
         profiles,
         table,
         partition_column="model_version",
@@ -425,10 +426,12 @@ def test_save_load_in_a_fresh_session_gives_identical_assignments(
     first = save_model(trained, str(warehouse))
     saved = save_model(trained.model, str(warehouse))  # a second version becomes current
     assert (first.version, saved.version) == (1, 2)
-    root = warehouse / "models" / "rfm_clusters"
-    assert (root / "CURRENT").read_text().strip() == "2"
     assert saved.path.endswith("models/rfm_clusters/v2")
-    meta = json.loads((root / "v1" / "metadata.json").read_text())
+    # the model_versions table, read by deltalake: both versions, their folders and metadata
+    listed = DeltaTable(str(warehouse / "model_versions")).to_pandas().sort_values("version")
+    assert listed[["kind", "version"]].values.tolist() == [["rfm_clusters", 1], ["rfm_clusters", 2]]
+    assert listed["path"].tolist() == [first.path, saved.path]
+    meta = json.loads(listed["metadata"].iloc[0])
     assert meta["model_version"] == 1 and meta["snapshot_date"] == END.isoformat()
     assert meta["k"] == 6 and meta["features"] == list(FEATURES)
     assert meta["silhouette"] == pytest.approx(trained.model.silhouette)
@@ -487,21 +490,17 @@ def test_save_load_in_a_fresh_session_gives_identical_assignments(
 
 
 def test_load_model_errors_name_the_problem(spark: SparkSession, tmp_path: Path) -> None:
-    root = tmp_path / "models" / "rfm_clusters"
-    root.mkdir(parents=True)
-    (root / "CURRENT").write_text("latest\n")
-    with pytest.raises(ModelError, match="should hold a model version number"):
-        load_model(spark, str(tmp_path))
-    (root / "CURRENT").write_text("3\n")
-    with pytest.raises(ModelError, match="version 3 not found"):
-        load_model(spark, str(tmp_path))
-    (root / "v3").mkdir()
-    (root / "v3" / "metadata.json").write_text("{not json")
-    with pytest.raises(ModelError, match="not a valid cluster model metadata"):
-        load_model(spark, str(tmp_path))
-    (root / "v3" / "metadata.json").write_text(json.dumps({"format": 1, "k": 6}))
+    warehouse = str(tmp_path)
+    with pytest.raises(ModelError, match="version 3 not found: no version saved yet"):
+        load_model(spark, warehouse, version=3)
+    folder = registry.model_folder(warehouse, "rfm_clusters", 1)
+    registry.record(spark, warehouse, "rfm_clusters", 1, {"format": 1, "k": 6}, path=folder)
+    with pytest.raises(ModelError, match=r"version 3 not found \(versions: v1\)"):
+        load_model(spark, warehouse, version=3)
     with pytest.raises(ModelError, match="KeyError"):
-        load_model(spark, str(tmp_path))
+        load_model(spark, warehouse)
+    with pytest.raises(ModelError, match="version 1 was saved meanwhile"):
+        registry.record(spark, warehouse, "rfm_clusters", 1, {}, path=folder)
 
 
 def test_train_rejects_bad_arguments(features: DataFrame) -> None:

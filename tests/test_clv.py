@@ -138,9 +138,9 @@ def test_fit_on_cdnow_equals_the_published_estimates(
     # positive amount), so the likelihood sums over 2,349 of the paper's 2,357: -9578 vs -9582
     assert record["customers"] == 2349 and record["repeat_customers"] == 946
     assert record["bgnbd"]["log_likelihood"] == pytest.approx(-9582.4, abs=10)
-    saved = cdnow / "wh" / "models" / "clv" / "v1" / "fit.json"
-    assert json.loads(saved.read_text())["bgnbd"] == record["bgnbd"]
-    assert f"saved {saved}" in capsys.readouterr().out.replace("file://", "")
+    (saved,) = DeltaTable(str(cdnow / "wh" / "model_versions")).to_pandas()["metadata"]
+    assert json.loads(saved)["bgnbd"] == record["bgnbd"]
+    assert "saved CLV fit version 1 in" in capsys.readouterr().out
 
 
 def test_summaries_equal_the_published_ones(spark: object, cdnow: Path) -> None:

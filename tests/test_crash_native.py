@@ -32,7 +32,7 @@ TABLE = "customer_segments"
 
 def start(demo: Path, warehouse: Path, day: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        segment_command(demo, warehouse, day, backend="spark"),
+        segment_command(demo, warehouse, day),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -108,7 +108,7 @@ def kill_each_when(
 def baseline(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str]]:
     """A warehouse whose table holds one snapshot of D1 at version 0; its run ids."""
     warehouse = tmp_path_factory.mktemp("native-baseline")
-    segment_here(demo, warehouse, D1, backend="spark")
+    segment_here(demo, warehouse, D1)
     runs = runs_by_date(warehouse / TABLE)
     assert DeltaTable(str(warehouse / TABLE)).version() == 0 and list(runs) == [D1]
     return warehouse, runs[D1]

@@ -21,6 +21,7 @@ from rfm_spark import datagen
 from rfm_spark.datagen.distributions import Draws, element, geometric, pick, poisson
 from rfm_spark.errors import UsageError
 from rfm_spark.io.demo_data import GenerateSummary, generate
+from rfm_spark.io.files import write_text
 
 END = dt.date(2026, 11, 23)
 DAYS = 730
@@ -519,5 +520,6 @@ def test_generate_writes_nothing_when_the_same_data_is_there(
     assert other.written and other.seed == 4
     shutil.rmtree(tmp_path / "products")  # a table gone: written again
     assert generate(spark, str(tmp_path), **{**args, "seed": 4}).written
-    (tmp_path / "_generated.json").write_text("{not json")  # an unreadable manifest: the same
+    # a manifest that is not JSON: written again
+    write_text(spark, str(tmp_path / "_generated.json"), "{not json")
     assert generate(spark, str(tmp_path), **{**args, "seed": 4}).written

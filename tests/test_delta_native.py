@@ -1,7 +1,6 @@
 """What the product takes from Delta itself: SQL time travel and history, the change data feed,
-idempotent writes, OPTIMIZE and VACUUM (on both backends where both offer it), and the fallback
-to delta-rs on a machine without the jars. Tables are read back with Spark SQL, ``deltalake``
-and DuckDB."""
+idempotent writes, OPTIMIZE and VACUUM, and a clear stop on a machine without the connector.
+Tables are read back with Spark SQL, ``deltalake`` and DuckDB."""
 
 from __future__ import annotations
 
@@ -55,16 +54,16 @@ def write(
     )
 
 
-@pytest.fixture(params=["delta-rs", "spark"])
-def store(request: pytest.FixtureRequest, spark: SparkSession) -> TableStore:
-    return open_store(spark, request.param)
+@pytest.fixture
+def store(spark: SparkSession) -> TableStore:
+    return open_store(spark)
 
 
 def sql_rows(spark: SparkSession, query: str) -> list[tuple]:
     return sorted(tuple(r) for r in spark.sql(query).collect())
 
 
-# ---- Spark SQL over what either backend wrote ------------------------------------------------
+# ---- Spark SQL over what the store wrote --------------------------------------------------------
 
 
 def test_sql_time_travel_and_run_metadata_in_describe_history(
@@ -174,13 +173,11 @@ def test_optimize_compacts_and_vacuum_lists_only_old_files(
     assert os.path.isdir(path)
 
 
-# ---- the fallback --------------------------------------------------------------------------
+# ---- without the connector -------------------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_without_jars_a_run_says_so_once_and_writes_with_delta_rs(
-    demo: Path, tmp_path: Path
-) -> None:
+def test_without_the_connector_a_run_stops_with_one_line(demo: Path, tmp_path: Path) -> None:
     env = fast_jvm_env()
     env["RFM_SPARK_JARS_DIR"] = str(tmp_path / "no-jars-here")
     proc = subprocess.run(
@@ -190,9 +187,8 @@ def test_without_jars_a_run_says_so_once_and_writes_with_delta_rs(
         env=env,
         timeout=600,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    warnings = [line for line in proc.stderr.splitlines() if "jars not found" in line]
-    assert len(warnings) == 1 and "delta-rs" in warnings[0], proc.stderr[-3000:]
-    assert "(delta-rs backend)" in proc.stdout
-    table = DeltaTable(str(tmp_path / "wh" / "customer_segments"))
-    assert table.version() == 0 and len(table.to_pandas()) > 0
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    (line,) = [x for x in proc.stderr.splitlines() if "error" in x]
+    assert "no Delta Lake connector" in line and "make install" in line and "--packages" in line
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "wh" / "customer_segments").exists()

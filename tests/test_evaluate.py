@@ -60,7 +60,7 @@ def setup(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict
         out.writerow(["customer_id", "order_id", "order_ts", "amount"])
         out.writerows((c, o, f"{d} 10:00:00", a) for c, o, d, a in tx)
     rows = spark.createDataFrame(audience, AUDIENCES_SCHEMA)
-    store = open_store(spark, "spark")
+    store = open_store(spark)
     for day in (D1, D2):
         store.write_partition(
             rows.filter(rows["date"] == day), config.table_path("campaign_audiences"),

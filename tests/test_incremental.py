@@ -97,13 +97,10 @@ def two_days(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("backend", ["spark", "delta-rs"])
-def test_a_replayed_batch_commits_nothing_twice(
-    spark: SparkSession, two_days: Path, backend: str
-) -> None:
+def test_a_replayed_batch_commits_nothing_twice(spark: SparkSession, two_days: Path) -> None:
     """A crash after the batch's commit but before the stream recorded it: the next run reads
-    the same batch again, and its writes are skipped by their batch id (both backends)."""
-    strict = {"output.backend": backend, "validation.max_quarantine_share": 0.01}
+    the same batch again, and its writes are skipped by their batch id."""
+    strict = {"validation.max_quarantine_share": 0.01}
     cfg = config(two_days, "incremental", **strict)
     first = run_segment(spark, cfg, D, progress=QUIET)
     activity = two_days / "incremental" / "customer_day_activity"

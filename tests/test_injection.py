@@ -171,7 +171,6 @@ def built(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict
             "scoring.bins": 3,
             "scoring.partition_by": [ATTR],
             "segments.scheme": str(scheme_path),
-            "output.backend": "delta-rs",
         }
     )
     run_backfill(spark, config, [D0, D1], progress=Progress("test", quiet=True))
@@ -226,7 +225,7 @@ def test_pipeline_keeps_names_and_segments_like_pandas(built: dict[str, Any]) ->
 
 
 def test_transition_filters_with_quoted_labels(spark: SparkSession, built: dict[str, Any]) -> None:
-    store = open_store(spark, "delta-rs")
+    store = open_store(spark)
     pair, pairs = load_pairs(store, built["config"].table_path(), as_of=D1, days=14)
     assert (pair.earlier, pair.later) == (D0, D1)
     pairs = pairs.cache()
@@ -347,7 +346,6 @@ def test_input_and_partition_columns_with_dots_and_backticks(
             "scoring.bins": 3,
             "scoring.partition_by": ["geo.country `iso`"],
             "segments.scheme": str(scheme_path),
-            "output.backend": "delta-rs",
         }
     )
     run_backfill(spark, config, [D1], progress=Progress("test", quiet=True))

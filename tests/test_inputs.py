@@ -81,7 +81,7 @@ def test_delta_input(spark: SparkSession, tmp_path: Path) -> None:
         [(7, "o1", dt.datetime(2026, 1, 1, 10), Decimal("9.99"), "2026-01-01")],
         "customer_id bigint, order_id string, order_ts timestamp, amount decimal(10,2), day string",
     )
-    open_store(spark, "delta-rs").write_partition(
+    open_store(spark).write_partition(
         df, str(tmp_path / "tx"), partition_column="day", partition_value="2026-01-01"
     )
     got = read_transactions(

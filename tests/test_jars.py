@@ -5,7 +5,7 @@ that the jars load)."""
 from __future__ import annotations
 
 import importlib.metadata
-import logging
+import os
 from pathlib import Path
 
 import pyspark
@@ -52,23 +52,27 @@ def test_make_install_fetched_the_connector_without_pyspark_duplicates() -> None
 
 
 def test_session_settings_with_and_without_jars(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base = {"spark.sql.shuffle.partitions": "4"}
-    conf = delta_conf(base, submitted=False)
-    listed = conf["spark.jars"].split(",")
+    conf = delta_conf(base, local=True)
+    listed = conf["spark.driver.extraClassPath"].split(os.pathsep)
     assert listed == jars.installed_jars(jars.delta_artifact())
     assert conf["spark.sql.extensions"] == DELTA_EXTENSION
     assert conf["spark.sql.catalog.spark_catalog"] == DELTA_CATALOG
-    with_s3 = delta_conf(base, submitted=False, s3=True)["spark.jars"].split(",")
-    assert any("hadoop-aws" in j for j in with_s3) and set(listed) < set(with_s3)
+    with_s3 = delta_conf(base, local=True, s3=True)["spark.driver.extraClassPath"]
+    assert any("hadoop-aws" in j for j in with_s3.split(os.pathsep))
+    assert set(listed) < set(with_s3.split(os.pathsep))
 
-    # the user's own settings win: nothing is added
+    # spark-submit brings the jars (--packages): only the extension and catalog are added
+    submitted = delta_conf(base, local=False)
+    assert "spark.driver.extraClassPath" not in submitted and "spark.jars" not in submitted
+    assert submitted["spark.sql.extensions"] == DELTA_EXTENSION
+
+    # the user's own packages win: no jars of ours are added
     own = {"spark.jars.packages": "io.delta:delta-spark_4.2_2.13:4.4.0"}
-    assert delta_conf(own, submitted=False) == own
+    assert "spark.driver.extraClassPath" not in delta_conf(own, local=True)
 
-    # an offline machine: one warning, and the session starts without Delta
+    # an offline machine: no jars to add; the session then stops at require_delta
     monkeypatch.setenv(jars.JARS_ENV, str(tmp_path / "empty"))
-    with caplog.at_level(logging.WARNING, logger="rfm_spark.session"):
-        assert delta_conf(base, submitted=False) == base
-    assert [r.getMessage() for r in caplog.records if "jars not found" in r.getMessage()]
+    assert "spark.driver.extraClassPath" not in delta_conf(base, local=True)

@@ -64,7 +64,7 @@ def test_spark_submit_segment_job(demo: Path, tmp_path: Path) -> None:
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "version 0 (spark backend)" in out.stdout  # the extension was added by the job
+    assert "version 0" in out.stdout  # the extension was added by the job
     assert "master local[1]" in out.stdout + out.stderr  # PythonRunner merges the streams
     df = DeltaTable(str(tmp_path / "wh" / "customer_segments")).to_pandas()
     assert len(df) > 0 and df["customer_id"].is_unique

@@ -133,7 +133,7 @@ def matrix_of(spark: SparkSession, warehouse: str, as_of: dt.date, days: int) ->
     """What ``rfm-spark transitions --as-of D --days N`` computes (computed once per module)."""
     key = (warehouse, as_of, days)
     if key not in _MATRICES:
-        store = open_store(spark, "delta-rs")
+        store = open_store(spark)
         _, pairs = load_pairs(store, f"{warehouse}/customer_segments", as_of=as_of, days=days)
         _MATRICES[key] = [tuple(r) for r in transition_matrix(pairs).collect()]
     return _MATRICES[key]
@@ -175,7 +175,7 @@ def test_spark_sql_transition_matrix_equals_transitions(
 def test_movers_queries_equal_movers(
     spark: SparkSession, warehouse: str, duck: Any, frm: str, to: str
 ) -> None:
-    store = open_store(spark, "delta-rs")
+    store = open_store(spark)
     _, pairs = load_pairs(store, f"{warehouse}/customer_segments", as_of=D2, days=14)
     want = [tuple(r) for r in movers(pairs, from_segment=frm, to_segment=to).collect()]
     assert want
@@ -206,7 +206,7 @@ def test_segment_sizes(spark: SparkSession, warehouse: str, duck: Any) -> None:
 
 
 def test_materialised_transitions_queries(spark: SparkSession, warehouse: str, duck: Any) -> None:
-    store = open_store(spark, "delta-rs")
+    store = open_store(spark)
     for as_of, earlier in ((D1, D0), (D2, D1)):
         pair = SnapshotPair(earlier=earlier, later=as_of, requested_earlier=earlier)
         columns = ["from_segment", "to_segment", "customers", "share"]

@@ -94,7 +94,7 @@ def snapshot_rows() -> dict[dt.date, list[tuple[Any, ...]]]:
 def table(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> str:
     path = str(tmp_path_factory.mktemp("warehouse") / "customer_segments")
     every = [row for rows in snapshot_rows().values() for row in rows]
-    open_store(spark, "delta-rs").write_partitions(
+    open_store(spark).write_partitions(
         spark.createDataFrame(every, OUTPUT_SCHEMA),
         path,
         partition_column="snapshot_date",
@@ -105,7 +105,7 @@ def table(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def segments(spark: SparkSession, table: str) -> Any:
-    return open_store(spark, "delta-rs").read(table)
+    return open_store(spark).read(table)
 
 
 def independent_pairs(path: str, earlier: dt.date, later: dt.date, by: str) -> pd.DataFrame:
@@ -261,7 +261,7 @@ def test_by_cluster_without_clusters_is_a_usage_error(segments: Any) -> None:
 
 
 def test_load_pairs_reads_the_table_and_notes_fallbacks(spark: SparkSession, table: str) -> None:
-    store = open_store(spark, "delta-rs")
+    store = open_store(spark)
     pair, pairs = load_pairs(store, table, as_of=D2, days=10)
     assert (pair.earlier, pair.later) == (D1, D2) and pair.note
     assert pairs.count() == 220
@@ -387,7 +387,7 @@ def warehouse(tmp_path: Path) -> str:
 def test_materialize_keeps_one_matrix_per_earlier_snapshot_and_dimension(
     spark: SparkSession, segments: Any, warehouse: str
 ) -> None:
-    store = open_store(spark, "delta-rs")
+    store = open_store(spark)
     p14 = resolve_pair([D0, D1, D2], D2, 14)
     p28 = resolve_pair([D0, D1, D2], D2, 28)
     seg14 = transition_matrix(transition_pairs(segments, p14))
@@ -449,13 +449,12 @@ def test_transitions_on_generated_data(spark: SparkSession, tmp_path: Path) -> N
         {
             "warehouse": str(tmp_path / "wh"),
             "input.path": str(tmp_path / "demo" / "transactions"),
-            "output.backend": "delta-rs",
         }
     )
     later, earlier = end, end - dt.timedelta(days=14)
     for day in (earlier, later):
         run_segment(spark, config, day, progress=Progress("t", quiet=True))
-    store = open_store(spark, "delta-rs")
+    store = open_store(spark)
     pair, pairs = load_pairs(store, config.table_path(), as_of=later, days=14)
     assert (pair.earlier, pair.note) == (earlier, None)
     rows = transition_matrix(pairs).collect()

@@ -17,14 +17,33 @@ from rfm_spark.cli.parser import build_parser
 from rfm_spark.errors import RfmError, java_error_line
 
 
+class _CommandFormat(logging.Formatter):
+    """``2026-11-23 09:30:01 [segment] message``: progress lines carry their own ``[name]``;
+    other messages of the package get the command's."""
+
+    def __init__(self, command: str) -> None:
+        super().__init__("%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
+        self.command = command
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name != "rfm_spark.progress":
+            record = logging.makeLogRecord(record.__dict__)
+            record.msg, record.args = f"[{self.command}] {record.getMessage()}", None
+        return super().format(record)
+
+
 def _setup_logging(args: argparse.Namespace) -> None:
-    """The package's warnings (e.g. leftovers of a killed write removed) on stderr in the CLI's
-    own format; INFO too with ``--verbose``. Spark's JVM logging is set by the session."""
+    """The package's progress lines and warnings on stderr, timestamped; ``--quiet`` keeps
+    warnings only, ``--verbose`` adds the package's debug lines. Spark's own logging is set by
+    the session."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"[{args.command}] %(message)s"))
+    handler.setFormatter(_CommandFormat(args.command))
     root = logging.getLogger("rfm_spark")
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
+    if getattr(args, "verbose", False):
+        root.setLevel(logging.DEBUG)
+    else:
+        root.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     root.propagate = False
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from rfm_spark.cli.options import command, common
 from rfm_spark.cli.runtime import config_from, spark_session
 from rfm_spark.config import parse_date
+from rfm_spark.errors import ModelError
 
 
 def add_clv(sub: Any) -> None:
@@ -81,19 +82,33 @@ def cmd_clv_fit(args: argparse.Namespace) -> int:
     spark = spark_session(config, args)
     fitted = fit_clv(spark, config, day, unit=args.time_unit, progress=progress)
     record = fitted.record()
-    saved = save_fit(spark, config.warehouse, record)
+    version = save_fit(spark, config.warehouse, record)
     text = json.dumps(record, indent=2) + "\n"
     if args.output:
-        write_text(args.output, text)
+        write_text(args.output, text, spark)
     print(text, end="")
+    saved = f"CLV fit version {version} in {config.table_path('model_versions')}"
     print(f"saved {saved}" + (f" and wrote {args.output}" if args.output else ""))
     return 0
+
+
+def _fit(spark: Any, warehouse: str, path: str | None) -> dict[str, Any]:
+    """The fit in the file ``path`` ('clv fit --output'), or the warehouse's current one."""
+    from rfm_spark.io.clv_fits import check_fit, load_fit
+    from rfm_spark.io.exports import read_text
+
+    if path is None:
+        return load_fit(spark, warehouse)
+    try:
+        record = json.loads(read_text(path, spark))
+    except ValueError as exc:
+        raise ModelError(f"{path} is not a CLV fit (not JSON: {exc})") from None
+    return check_fit(record, path)
 
 
 def cmd_clv_score(args: argparse.Namespace) -> int:
     """Score the snapshot's customers and print the totals; exit code 0."""
     from rfm_spark.errors import UsageError
-    from rfm_spark.io.clv_fits import load_fit
     from rfm_spark.pipeline import new_run_id
     from rfm_spark.pipeline.clv import score_clv
     from rfm_spark.progress import Progress
@@ -104,7 +119,7 @@ def cmd_clv_score(args: argparse.Namespace) -> int:
     config = _config(args)
     progress = Progress("clv", quiet=args.quiet)
     spark = spark_session(config, args)
-    fit = load_fit(spark, config.warehouse, args.fit)
+    fit = _fit(spark, config.warehouse, args.fit)
     result = score_clv(
         spark, config, fit, day, horizon_days=args.horizon_days, run_id=new_run_id(),
         progress=progress,

@@ -31,6 +31,11 @@ def common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warehouse", metavar="DIR", help="folder (or URI) holding the tables")
     g.add_argument("--master", help="Spark master when not run by spark-submit, e.g. local[*]")
     g.add_argument(
+        "--remote",
+        metavar="URL",
+        help="a Spark Connect server, e.g. sc://host:15002 (as SPARK_REMOTE; no local Java)",
+    )
+    g.add_argument(
         "--spark-conf",
         metavar="KEY=VALUE",
         action="append",

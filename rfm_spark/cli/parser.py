@@ -197,7 +197,6 @@ def _segment_options(p: argparse.ArgumentParser) -> None:
         action="append",
         help="score within groups of this customer column (repeatable), e.g. country",
     )
-    p.add_argument("--backend", choices=["auto", "spark", "delta-rs"], help="Delta table backend")
     table_option(p, "output table name")
     p.add_argument(
         "--idempotency-key",

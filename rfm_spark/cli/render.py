@@ -84,9 +84,7 @@ def segment_report(result: SegmentResult, idempotency_key: str | None) -> str:
     lines += quarantine_lines(
         result.reconciliation, result.quarantine_path, result.quarantine_version
     )
-    lines.append(
-        f"table {result.table_path} version {result.version} ({result.backend} backend), run {result.run_id}"
-    )
+    lines.append(f"table {result.table_path} version {result.version}, run {result.run_id}")
     return "\n".join(lines)
 
 

@@ -26,7 +26,6 @@ def segment_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "scoring.partition_by": args.partition_by,
         "segments.scheme": args.scheme,
         "segments.attributes": args.attributes,
-        "output.backend": args.backend,
         "output.table": args.table,
         "output.idempotency_key": args.idempotency_key,
     }

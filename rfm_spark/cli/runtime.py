@@ -8,13 +8,15 @@ error then costs no JVM start).
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from typing import TYPE_CHECKING, Any
 
 from rfm_spark.config import Config, load_config
 
 if TYPE_CHECKING:
     from rfm_spark.io.store import TableStore
+
+log = logging.getLogger("rfm_spark.cli")
 
 
 def config_from(args: argparse.Namespace, overrides: dict[str, Any]) -> Config:
@@ -33,6 +35,7 @@ def config_from(args: argparse.Namespace, overrides: dict[str, Any]) -> Config:
     common = {
         "warehouse": args.warehouse,
         "spark.master": args.master,
+        "spark.remote": getattr(args, "remote", None),
         "spark.conf": spark_conf if args.spark_conf else None,
     }
     return config.with_overrides({**common, **overrides})
@@ -44,34 +47,43 @@ def _uses_s3a(config: Config) -> bool:
     return any(str(p or "").startswith("s3a://") for p in paths)
 
 
+def _log_level(args: argparse.Namespace) -> str | None:
+    """Spark's log level: ``--verbose`` INFO, ``--quiet`` ERROR, else the cluster's own."""
+    if args.verbose:
+        return "INFO"
+    return "ERROR" if getattr(args, "quiet", False) else None
+
+
 def spark_session(config: Config, args: argparse.Namespace) -> Any:
-    """The Spark session, quiet unless ``--verbose`` because the CLI reports failures itself.
+    """The Spark session: local, under spark-submit, or a Spark Connect client.
+
+    A JVM this process launches logs errors only (unless ``--verbose``): the CLI reports
+    failures itself. Under spark-submit Spark's log level is the cluster's, unless ``--quiet``
+    or ``--verbose`` say otherwise; a Connect server's logging is the server's.
 
     Args:
         config: The run's config (Spark settings, paths that may need hadoop-aws).
         args: Parsed flags (``--verbose``, ``--quiet`` and the command's name).
 
     Returns:
-        The session, after one progress line naming Spark's version and master.
+        The session, after one progress line naming Spark's version and where it runs.
     """
-    from rfm_spark.session import build_spark
+    from rfm_spark.session import build_spark, describe
 
     spark = build_spark(
         config.spark,
         quiet=not args.verbose,
+        log_level=_log_level(args),
         s3=_uses_s3a(config),
         time_zone=config.features.time_zone,
     )
-    if not args.verbose:
-        spark.sparkContext.setLogLevel("FATAL")
     if not getattr(args, "quiet", False):
-        sc = spark.sparkContext
-        print(f"[{args.command}] Spark {spark.version}, master {sc.master}", file=sys.stderr)
+        log.info("Spark %s, %s", spark.version, describe(spark))
     return spark
 
 
 def table_store(args: argparse.Namespace, config: Config) -> TableStore:
-    """The Delta table store of the configured backend, on a fresh Spark session."""
+    """The Delta table store, on a fresh Spark session."""
     from rfm_spark.io.store import open_store
 
-    return open_store(spark_session(config, args), config.output.backend)
+    return open_store(spark_session(config, args))

@@ -21,6 +21,7 @@ from rfm_spark.clustering.model import ALGORITHMS, FEATURES, ClusterModel, KScor
 from rfm_spark.clustering.naming import name_clusters
 from rfm_spark.clustering.selection import Choice, reason, score_ks
 from rfm_spark.errors import ConfigError, MissingColumnsError, ModelError
+from rfm_spark.session import default_parallelism
 
 _ROWS_PER_TRAINING_PARTITION = 50_000
 
@@ -131,7 +132,7 @@ def _fit_sample(
     partitions = max(
         1,
         min(
-            sample.sparkSession.sparkContext.defaultParallelism,
+            default_parallelism(sample.sparkSession),
             math.ceil(sample_rows / _ROWS_PER_TRAINING_PARTITION),
         ),
     )

@@ -22,6 +22,7 @@ from rfm_spark.datagen.distributions import Draws, element, floor_int, geometric
 from rfm_spark.datagen.effect import PLANTED_ORDER, PlantedEffect, planted_orders
 from rfm_spark.datagen.formats import money, padded
 from rfm_spark.datagen.products import Catalogue
+from rfm_spark.session import default_parallelism
 
 _ROWS_PER_PARTITION = 2_000_000
 
@@ -33,7 +34,7 @@ def estimated_transaction_rows(customers: int, days: int) -> int:
 
 def default_partitions(spark: SparkSession, customers: int, days: int) -> int:
     """Partitions of the transactions: the default parallelism, more for big sizes (~2M rows)."""
-    parallelism = spark.sparkContext.defaultParallelism
+    parallelism = default_parallelism(spark)
     by_size = math.ceil(estimated_transaction_rows(customers, days) / _ROWS_PER_PARTITION)
     return max(1, min(parallelism, math.ceil(customers / 1000)), by_size)
 

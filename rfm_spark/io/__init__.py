@@ -1,3 +1,2 @@
-"""Every read and write of tables: the table store (:mod:`rfm_spark.io.store`) and its
-backends, the Delta Lake connector (:mod:`rfm_spark.io.spark_delta`) and the delta-rs fallback
-(:mod:`rfm_spark.io.deltars`)."""
+"""Every read and write: Delta tables through the connector (:mod:`rfm_spark.io.store`), inputs,
+models and file outputs."""

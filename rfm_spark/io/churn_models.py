@@ -1,33 +1,28 @@
-"""Saving and loading churn models under ``WAREHOUSE/models/churn/``: ``vN/pipeline`` (MLlib
-format), ``vN/metadata.json`` (the features, the candidates' AUCs, the importances) and
-``CURRENT`` naming the latest."""
+"""Saving and loading churn models: ``WAREHOUSE/models/churn/vN`` (MLlib format) with the
+features, the candidates' AUCs and the importances in ``model_versions`` (:mod:`.registry`)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
 from rfm_spark.errors import ModelError, UsageError
-from rfm_spark.io.files import HadoopFiles, location
-from rfm_spark.paths import join
+from rfm_spark.io import registry
+from rfm_spark.paths import absolute
 
-CHURN_DIR = "models/churn"
+KIND = "churn"
 
 
 def save_churn_model(
     spark: SparkSession, warehouse: str, fitted: PipelineModel, metadata: dict[str, Any]
 ) -> tuple[int, str]:
     """Save the next version and make it current; its number and folder."""
-    files = HadoopFiles(spark)
-    root = join(warehouse, CHURN_DIR)
-    version = max(files.versions(root), default=0) + 1
-    path = f"{root}/v{version}"
-    fitted.write().overwrite().save(location(f"{path}/pipeline"))
-    files.write(f"{path}/metadata.json", json.dumps({**metadata, "version": version}, indent=2))
-    files.write(f"{root}/CURRENT", f"{version}\n")
+    version = registry.next_version(spark, warehouse, KIND)
+    path = registry.model_folder(warehouse, KIND, version)
+    fitted.write().overwrite().save(absolute(path))
+    registry.record(spark, warehouse, KIND, version, metadata, path=path)
     return version, path
 
 
@@ -38,13 +33,10 @@ def load_churn_model(spark: SparkSession, warehouse: str) -> tuple[PipelineModel
         UsageError: No model trained yet.
         ModelError: Its files are unreadable.
     """
-    files = HadoopFiles(spark)
-    root = join(warehouse, CHURN_DIR)
-    if not files.exists(f"{root}/CURRENT"):
-        raise UsageError(f"no churn model under {root}; run 'rfm-spark churn train' first")
-    path = f"{root}/v{files.read(f'{root}/CURRENT').strip()}"
+    saved = registry.current(spark, warehouse, KIND)
+    if saved is None or saved.path is None:
+        raise UsageError(f"no churn model under {warehouse}; run 'rfm-spark churn train' first")
     try:
-        metadata = json.loads(files.read(f"{path}/metadata.json"))
-        return PipelineModel.load(location(f"{path}/pipeline")), metadata
+        return PipelineModel.load(absolute(saved.path)), saved.metadata
     except Exception as exc:  # missing files, a damaged pipeline
-        raise ModelError(f"cannot load the churn model {path}: {exc}") from None
+        raise ModelError(f"cannot load the churn model {saved.path}: {exc}") from None

@@ -1,52 +1,45 @@
-"""Saving and loading CLV fits under ``WAREHOUSE/models/clv/``: ``v1/fit.json``, ``v2/...``
-and ``CURRENT`` naming the latest, as the cluster models are kept."""
+"""Saving and loading CLV fits: each fit is a version of the kind ``clv`` in
+``model_versions`` (:mod:`.registry`), its parameters the row's metadata."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pyspark.sql import SparkSession
 
 from rfm_spark.errors import ModelError, UsageError
-from rfm_spark.io.files import HadoopFiles
-from rfm_spark.paths import join
+from rfm_spark.io import registry
 
-FITS_DIR = "models/clv"
-
-
-def save_fit(spark: SparkSession, warehouse: str, record: dict[str, Any]) -> str:
-    """Write ``record`` as the next version's ``fit.json`` and make it current; its path."""
-    files = HadoopFiles(spark)
-    root = join(warehouse, FITS_DIR)
-    version = max(files.versions(root), default=0) + 1
-    path = f"{root}/v{version}/fit.json"
-    files.write(path, json.dumps({**record, "version": version}, indent=2) + "\n")
-    files.write(f"{root}/CURRENT", f"{version}\n")
-    return path
+KIND = "clv"
 
 
-def load_fit(spark: SparkSession, warehouse: str, path: str | None = None) -> dict[str, Any]:
-    """A fit from ``path`` (a ``fit.json`` or ``clv fit --output`` file) or the warehouse's
-    current one.
+def save_fit(spark: SparkSession, warehouse: str, record: dict[str, Any]) -> int:
+    """Save ``record`` as the next version and make it current; its version."""
+    version = registry.next_version(spark, warehouse, KIND)
+    registry.record(spark, warehouse, KIND, version, record)
+    return version
+
+
+def check_fit(record: Any, source: str) -> dict[str, Any]:
+    """``record`` when it holds a fit's parameters.
 
     Raises:
-        UsageError: No fit saved yet, or no such file.
-        ModelError: A file that is not a fit.
+        ModelError: It does not (``source`` names where it came from).
     """
-    files = HadoopFiles(spark)
-    if path is None:
-        current = join(warehouse, FITS_DIR, "CURRENT")
-        if not files.exists(current):
-            raise UsageError(
-                f"no CLV fit under {join(warehouse, FITS_DIR)}; run 'rfm-spark clv fit' first"
-            )
-        path = join(warehouse, FITS_DIR, f"v{files.read(current).strip()}", "fit.json")
-    if not files.exists(path):
-        raise UsageError(f"CLV fit {path!r} does not exist; pass a file 'clv fit' wrote")
     try:
-        record = json.loads(files.read(path))
         _ = (record["bgnbd"]["r"], record["gamma_gamma"]["p"])  # the keys must be there
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{path} is not a CLV fit ({type(exc).__name__}: {exc})") from None
+    except (KeyError, TypeError) as exc:
+        raise ModelError(f"{source} is not a CLV fit ({type(exc).__name__}: {exc})") from None
     return dict(record)
+
+
+def load_fit(spark: SparkSession, warehouse: str) -> dict[str, Any]:
+    """The warehouse's current fit.
+
+    Raises:
+        UsageError: No fit saved yet.
+    """
+    saved = registry.current(spark, warehouse, KIND)
+    if saved is None:
+        raise UsageError(f"no CLV fit under {warehouse}; run 'rfm-spark clv fit' first")
+    return check_fit(saved.metadata, f"CLV fit version {saved.version}")

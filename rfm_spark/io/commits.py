@@ -1,5 +1,5 @@
 """Commits as the table store sees them: write ids and run metadata in ``userMetadata``, the
-idempotent-write identity, time travel by timestamp, and the argument checks both backends share.
+idempotent-write identity, time travel by timestamp, and the checks of a write's arguments.
 """
 
 from __future__ import annotations

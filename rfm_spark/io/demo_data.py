@@ -21,7 +21,7 @@ from rfm_spark.datagen.effect import PlantedEffect
 from rfm_spark.datagen.params import CUSTOMERS_COLUMNS, DEFAULT_END_DATE
 from rfm_spark.datagen.products import products_df
 from rfm_spark.datagen.transactions import transactions_df
-from rfm_spark.io.files import HadoopFiles
+from rfm_spark.io import files
 
 MANIFEST = "_generated.json"
 
@@ -95,7 +95,6 @@ def generate(
     if partitions is not None:
         check_int("partitions", partitions, 1, "--partitions")
     root = out_dir.rstrip("/")
-    files = HadoopFiles(spark)
     wanted = {
         "customers": customers,
         "days": days,
@@ -107,10 +106,12 @@ def generate(
         "customers_columns": list(CUSTOMERS_COLUMNS),
         "rfm_spark_version": __version__,
     }
-    there = None if force else _already_there(files, root, wanted)
+    there = None if force else _already_there(spark, root, wanted)
     if there is not None:
         return there
-    files.delete(f"{root}/{MANIFEST}")  # gone before a table changes: a half-written set has none
+    files.remove(
+        spark, f"{root}/{MANIFEST}"
+    )  # gone before a table changes: a half-written set has none
     transactions_df(
         spark,
         customers=customers,
@@ -138,24 +139,23 @@ def generate(
     )
     record = {k: str(v) if isinstance(v, dt.date) else v for k, v in asdict(summary).items()}
     text = json.dumps({"arguments": wanted, "written": record}, indent=2) + "\n"
-    files.write(f"{root}/{MANIFEST}", text)
+    files.write_text(spark, f"{root}/{MANIFEST}", text)
     return summary
 
 
 def _already_there(
-    files: HadoopFiles, root: str, wanted: dict[str, object]
+    spark: SparkSession, root: str, wanted: dict[str, object]
 ) -> GenerateSummary | None:
     """The summary of the data under ``root`` when its manifest records ``wanted`` and its
     tables are all there; None otherwise (an unreadable manifest included)."""
-    manifest = f"{root}/{MANIFEST}"
-    if not files.exists(manifest):
-        return None
+    text = files.read_text(spark, f"{root}/{MANIFEST}")
     try:
-        earlier = json.loads(files.read(manifest))
+        earlier = json.loads(text or "")
     except ValueError:
         return None
     tables = all(
-        files.exists(f"{root}/{t}/_SUCCESS") for t in ("transactions", "customers", "products")
+        files.exists(spark, f"{root}/{t}/_SUCCESS")
+        for t in ("transactions", "customers", "products")
     )
     if earlier.get("arguments") != wanted or not tables:
         return None

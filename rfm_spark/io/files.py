@@ -1,122 +1,114 @@
-"""Small files through Hadoop's FileSystem: local paths and any Hadoop URI (s3a://, abfss://).
+"""The warehouse's small files, through Spark's own readers and writers.
 
-The warehouse's side files (saved models' metadata, streaming checkpoints, the demo data's
-manifest) live wherever the tables do, so they are read and written through the same file
-system Spark uses, not Python's ``open``.
+Side data under the warehouse (streaming checkpoints, the demo data's manifest) and the input
+folders' listings are read and written by Spark, on the file system of their URI, so the same
+code works on a local disk, on ``s3a://``, ``abfss://`` or ``gs://``, from a driver whose
+executors share no disk with it, and from a Spark Connect client that has no JVM at all:
+
+- a small text "file" is a folder that Spark writes with one part file, and reads back whole;
+- a folder is removed by overwriting it with nothing (Spark deletes the path first);
+- a listing is the ``binaryFile`` source with only the path and modification time selected
+  (no file is opened), skipping the hidden names Spark's readers skip.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from typing import Any
-
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
-from rfm_spark.errors import EnvironmentProblem
-from rfm_spark.paths import is_uri
+from rfm_spark.paths import absolute
 
-
-def location(path: str) -> str:
-    """``path`` as Hadoop should see it: a local path made absolute (``./warehouse`` is not)
-    with a ``file://`` scheme, neither escaped (Hadoop's ``Path`` would take ``%20`` for the
-    three characters) nor with its symbolic links resolved (Spark keeps the path as given)."""
-    return path if is_uri(path) else "file://" + os.path.abspath(path)
+_MISSING = ("PATH_NOT_FOUND", "Path does not exist")
 
 
-class HadoopFiles:
-    """Small text files and folder listings on the file system of a path."""
+def missing_path(exc: BaseException) -> bool:
+    """Whether a Spark error says that the path it was given does not exist."""
+    return any(code in str(exc) for code in _MISSING)
 
-    def __init__(self, spark: SparkSession) -> None:
-        self.jvm: Any = spark.sparkContext._jvm
-        self.conf: Any = spark.sparkContext._jsc.hadoopConfiguration()
 
-    def fs(self, path: str) -> tuple[Any, Any]:
-        """The file system of ``path`` and ``path`` as a Hadoop ``Path``."""
-        p = self.jvm.org.apache.hadoop.fs.Path(location(path))
-        fs = p.getFileSystem(self.conf)
-        if self.jvm.org.apache.hadoop.fs.LocalFileSystem._java_lang_class.isInstance(fs):
-            fs = fs.getRawFileSystem()  # no .crc side files next to ours
-        return fs, p
+def exists(spark: SparkSession, path: str) -> bool:
+    """Whether a file or folder exists at ``path`` (the reader resolves it; no job runs)."""
+    try:
+        _ = spark.read.format("binaryFile").load(absolute(path)).schema
+    except Exception as exc:
+        if missing_path(exc):
+            return False
+        raise
+    return True
 
-    def exists(self, path: str) -> bool:
-        fs, p = self.fs(path)
-        return bool(fs.exists(p))
 
-    def delete(self, path: str) -> None:
-        """Delete a file or a whole folder (nothing when it is not there)."""
-        fs, p = self.fs(path)
-        fs.delete(p, True)
+def read_text(spark: SparkSession, path: str) -> str | None:
+    """The text of a file, or of the part files of a folder :func:`write_text` wrote; None when
+    there is nothing at ``path``."""
+    try:
+        rows = spark.read.text(absolute(path), wholetext=True).collect()
+    except Exception as exc:
+        if missing_path(exc):
+            return None
+        raise
+    return "".join(str(r[0]) for r in rows)
 
-    def read(self, path: str) -> str:
-        return "\n".join(self.lines(path))
 
-    def lines(self, path: str) -> Iterator[str]:
-        """The lines of a text file, read as they are consumed."""
-        fs, p = self.fs(path)
-        stream = fs.open(p)
-        try:
-            reader = self.jvm.java.io.BufferedReader(
-                self.jvm.java.io.InputStreamReader(stream, "UTF-8")
-            )
-            while (line := reader.readLine()) is not None:
-                yield str(line)
-        finally:
-            stream.close()
-
-    def write(self, path: str, text: str) -> None:
-        """Write ``text``, replacing the file as one rename where the file system allows it.
-
-        Raises:
-            EnvironmentProblem: The file system refused the rename.
-        """
-        fs, p = self.fs(path)
-        tmp = self.jvm.org.apache.hadoop.fs.Path(location(path) + ".tmp")
-        out = fs.create(tmp, True)
-        try:
-            out.write(bytearray(text.encode("utf-8")))
-        finally:
-            out.close()
-        if not fs.rename(tmp, p):
-            fs.delete(p, False)
-            if not fs.rename(tmp, p):
-                raise EnvironmentProblem(f"could not write {path}: the file system refused")
-
-    def children(self, path: str) -> list[tuple[str, bool]]:
-        """The names in a folder with whether each is a folder (empty when it is not there)."""
-        fs, p = self.fs(path)
-        if not fs.exists(p):
+def read_lines(spark: SparkSession, folder: str) -> list[str]:
+    """Every line of every (not hidden) file under ``folder``; empty when it is not there."""
+    try:
+        rows = spark.read.text(absolute(folder)).collect()
+    except Exception as exc:
+        if missing_path(exc):
             return []
-        return [(str(s.getPath().getName()), bool(s.isDirectory())) for s in fs.listStatus(p)]
+        raise
+    return [str(r[0]) for r in rows]
 
-    def versions(self, root: str) -> list[int]:
-        """The numbered versions saved under ``root`` (its folders ``v1``, ``v2``, ...), in
-        order: how models and fits are kept under the warehouse."""
-        return sorted(
-            int(name[1:])
-            for name, folder in self.children(root)
-            if folder and name.startswith("v") and name[1:].isdigit()
+
+def write_text(spark: SparkSession, path: str, text: str) -> None:
+    """Write ``text`` as the folder ``path`` holding one part file (replacing what was there);
+    :func:`read_text` reads it back."""
+    frame = spark.createDataFrame([(text,)], "value string").coalesce(1)
+    frame.write.mode("overwrite").option("lineSep", "\n").text(absolute(path))
+
+
+def remove(spark: SparkSession, path: str) -> None:
+    """Remove the folder (or file) ``path`` and everything in it: an overwrite with no rows,
+    which deletes the path first and leaves only Spark's hidden ``_SUCCESS`` marker."""
+    if exists(spark, path):
+        empty = spark.createDataFrame([], "value string").coalesce(1)
+        empty.write.mode("overwrite").text(absolute(path))
+
+
+def data_files(spark: SparkSession, folder: str) -> dict[str, int]:
+    """The files under ``folder`` (location -> modification time in ms), without the hidden
+    ones Spark's readers skip; empty when the folder is not there. One small Spark job that
+    asks each file's status and opens none."""
+    try:
+        listing = (
+            spark.read.format("binaryFile")
+            .option("recursiveFileLookup", "true")
+            .load(absolute(folder))
+            .select("path", F.unix_millis("modificationTime").alias("ms"))
+            .collect()
         )
-
-    def data_files(self, folder: str) -> dict[str, int]:
-        """The files under ``folder`` (full location -> modification time in ms), without the
-        hidden ones Spark's readers skip (see :func:`_hidden`)."""
-        fs, p = self.fs(folder)
-        if not fs.exists(p):
+    except Exception as exc:
+        if missing_path(exc):
             return {}
-        root = str(p.toUri().getPath()).rstrip("/")
-        found: dict[str, int] = {}
-        files = fs.listFiles(p, True)
-        while files.hasNext():
-            status = files.next()
-            path = status.getPath()
-            relative = str(path.toUri().getPath())[len(root) :]
-            if not any(_hidden(part) for part in relative.split("/") if part):
-                found[str(path.toUri())] = int(status.getModificationTime())
-        return found
+        raise
+    return {str(r["path"]): int(r["ms"]) for r in listing}
 
 
-def _hidden(name: str) -> bool:
-    """A file or folder name Spark's file readers skip: starting with ``.`` or ``_``, except
-    partition folders such as ``_k=v``."""
-    return name.startswith(".") or (name.startswith("_") and "=" not in name)
+def file_tail(spark: SparkSession, path: str, size: int) -> tuple[int, bytes]:
+    """A file's length and its last ``size`` bytes (all of it when shorter), read by one task.
+
+    The task reads the whole file (Spark's ``binaryFile`` source holds a file's content as one
+    value, up to 2 GiB) and sends back only the tail.
+    """
+    row = (
+        spark.read.format("binaryFile")
+        .load(absolute(path))
+        .select(
+            "length",
+            F.expr(f"substring(content, greatest(1, length(content) - {int(size)} + 1))"),
+        )
+        .first()
+    )
+    if row is None:
+        raise FileNotFoundError(path)
+    return int(row[0]), bytes(row[1])

@@ -9,9 +9,11 @@ column types) fail here, before any Spark job runs.
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+import io
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -19,16 +21,15 @@ from pyspark.sql.utils import AnalysisException
 
 from rfm_spark.config import InputSettings
 from rfm_spark.errors import DataError, InputError, MissingColumnsError, java_error_line
+from rfm_spark.io.files import file_tail, missing_path
 from rfm_spark.sqltext import quote
 from rfm_spark.validation import validate
 
 # what a Delta change feed adds to each row: insert, update_preimage, update_postimage or
 # delete; the commit that made the change; its time
 CHANGE_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
-
-
-def _is_local(path: str) -> bool:
-    return "://" not in path or path.startswith("file:")
+# the bytes read from a Parquet file's end to find its footer (read again when it is longer)
+_FOOTER_GUESS = 1 << 20
 
 
 def _load(
@@ -39,27 +40,26 @@ def _load(
     path = settings.path
     if not path:
         raise InputError("no input given; pass --input PATH (or set input.path in the config)")
-    if settings.format != "table" and _is_local(path):
-        local = Path(path.removeprefix("file://").removeprefix("file:"))
-        if not local.exists():
-            raise InputError(
-                f"input path {path!r} does not exist; check --input (run 'rfm-spark generate' "
-                "for demo data)"
-            )
     try:
         if settings.format == "parquet":
-            files = spark.read.parquet(path)
+            files = _resolved(spark.read.parquet(path))
             return files if raw else nanos_as_timestamps(files)
         if settings.format == "delta":
-            from rfm_spark.io.store import open_store
-
-            return open_store(spark, "auto").read(path, version=version)
+            reader = spark.read.format("delta")
+            if version is not None:
+                reader = reader.option("versionAsOf", version)
+            return _resolved(reader.load(path))
         if settings.format == "table":
             reader = spark.read if version is None else spark.read.option("versionAsOf", version)
-            return reader.table(path)
+            return _resolved(reader.table(path))
         # CSV: every column is read as text (no inferSchema pass) and typed explicitly below.
-        return _csv_options(spark.read, settings).csv(path)
+        return _resolved(_csv_options(spark.read, settings).csv(path))
     except AnalysisException as exc:
+        if missing_path(exc) or "DELTA_TABLE_NOT_FOUND" in str(exc):
+            raise InputError(
+                f"input path {path!r} does not exist; check --input "
+                f"(or holds no {settings.format} data; run 'rfm-spark generate' for demo data)"
+            ) from None
         first = java_error_line(exc) or type(exc).__name__
         raise InputError(f"cannot read {settings.format} input {path!r}: {first}") from None
     except Exception as exc:  # unreadable files surface here (Py4J errors carry the cause)
@@ -68,6 +68,13 @@ def _load(
             f"{(java_error_line(exc) or type(exc).__name__).rstrip('.')}. Fix: replace or remove the "
             "unreadable file(s)"
         ) from exc
+
+
+def _resolved(df: DataFrame) -> DataFrame:
+    """``df`` once Spark has resolved its source: a missing path fails here, also on a Spark
+    Connect session, which resolves a read only when its schema is asked for."""
+    _ = df.schema
+    return df
 
 
 def _csv_options(reader: Any, settings: InputSettings) -> Any:
@@ -88,24 +95,26 @@ def _nanosecond_columns(df: DataFrame) -> list[str]:
     files = df.inputFiles() if longs else []
     if not files:
         return []
-    spark = df.sparkSession
-    jvm: Any = spark.sparkContext._jvm
-    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
-    parquet = jvm.org.apache.parquet.hadoop
-    reader = parquet.ParquetFileReader.open(
-        parquet.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(files[0]), hadoop_conf)
-    )
-    try:
-        schema = reader.getFooter().getFileMetaData().getSchema()
-        out = []
-        for name in longs:
-            if schema.containsField(name):
-                logical = schema.getType(name).getLogicalTypeAnnotation()
-                if logical is not None and "TIMESTAMP(NANOS" in str(logical.toString()):
-                    out.append(name)
-        return out
-    finally:
-        reader.close()
+    schema = parquet_schema(df.sparkSession, sorted(files)[0])
+    return [
+        name
+        for name in longs
+        if name in schema.names
+        and pa.types.is_timestamp(schema.field(name).type)
+        and schema.field(name).type.unit == "ns"
+    ]
+
+
+def parquet_schema(spark: SparkSession, path: str) -> pa.Schema:
+    """The Arrow schema in a Parquet file's footer, read through Spark (any file system, a
+    Spark Connect session too): the file's tail holds the footer, its length and ``PAR1``."""
+    length, tail = file_tail(spark, path, _FOOTER_GUESS)
+    size = int.from_bytes(tail[-8:-4], "little") + 8 if len(tail) >= 8 else 0
+    if size > len(tail) and size <= length:
+        length, tail = file_tail(spark, path, size)
+    if tail[-4:] != b"PAR1" or size > len(tail):
+        raise DataError(f"{path} is not a Parquet file (no footer); remove or replace it")
+    return pq.read_schema(io.BytesIO(tail[-size:]))
 
 
 def nanos_as_timestamps(df: DataFrame) -> DataFrame:
@@ -246,13 +255,6 @@ def stream_transactions(
         elif fmt == "table":
             stream = _changes(_capped(spark, files_per_batch), changes).table(path)
         else:
-            from rfm_spark.session import has_delta_extension
-
-            if not has_delta_extension(spark):
-                raise InputError(
-                    f"reading only the new rows of the Delta input {path!r} needs the Delta "
-                    "connector (run 'make install'), or run with --full"
-                )
             reader = _capped(spark, files_per_batch).format("delta")
             stream = _changes(reader, changes).load(path)
     except AnalysisException as exc:

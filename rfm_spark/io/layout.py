@@ -1,4 +1,4 @@
-"""Schema and partitioning checks both backends run before anything is committed."""
+"""Schema and partitioning checks run before anything is committed."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def check_layout(
     Args:
         root: Table path, for the message.
         version: The table's current version, asked only for an error message (a history
-            read on the Spark backend).
+            history read).
         partition_columns: The table's partition columns.
         partition_column: The column this write partitions by.
         have: Table column name -> canonical type text.
@@ -91,7 +91,7 @@ def reject_timestamp_ntz(fields: Mapping[str, str], root: str) -> None:
     if ntz:
         raise TableError(
             f"Cannot write {root}: column(s) {', '.join(ntz)} are TIMESTAMP_NTZ, which lifts the "
-            "table protocol to reader 3 / writer 7; delta-spark rejects such tables when "
-            "delta-rs wrote them, so neither backend writes them. Fix: cast them to TIMESTAMP, "
+            "table protocol to reader 3 / writer 7 (the timestampNtz feature), which older "
+            "readers of the warehouse cannot read. Fix: cast them to TIMESTAMP, "
             "e.g. F.col(c).cast('timestamp')."
         )

@@ -18,7 +18,8 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 
 from rfm_spark.errors import DataError, InputError, java_error_line
-from rfm_spark.io.files import HadoopFiles, location
+from rfm_spark.io import files
+from rfm_spark.paths import absolute
 
 # the Delta source's errors for a commit that changed or removed rows it had read
 _CHANGED_ROWS = ("DELTA_SOURCE_TABLE_IGNORE_CHANGES", "DELTA_SOURCE_IGNORE_DELETE")
@@ -60,7 +61,7 @@ def read_new_rows(
 
     query = (
         stream.writeStream.foreachBatch(each)
-        .option("checkpointLocation", location(checkpoint))
+        .option("checkpointLocation", absolute(checkpoint))
         .trigger(availableNow=True)
         .start()
     )
@@ -86,20 +87,21 @@ def read_new_rows(
 
 
 def checkpoint_exists(spark: SparkSession, checkpoint: str) -> bool:
-    """Whether a query has recorded what it read in ``checkpoint`` (any file system)."""
-    return HadoopFiles(spark).exists(checkpoint)
+    """Whether a query has recorded what it read in ``checkpoint`` (any file system): Spark
+    writes the query's ``metadata`` there when it first starts."""
+    return files.exists(spark, checkpoint.rstrip("/") + "/metadata")
 
 
 def remove_checkpoint(spark: SparkSession, checkpoint: str) -> None:
     """Forget what was read: the next query reads the whole input again."""
-    HadoopFiles(spark).delete(checkpoint)
+    files.remove(spark, checkpoint)
 
 
 def query_id(spark: SparkSession, checkpoint: str) -> str:
     """The id of the query that owns ``checkpoint`` (Spark writes it when the query first
     starts): a new checkpoint is a new id, so writes keyed on it never collide with those of
     an earlier checkpoint at the same place."""
-    metadata = HadoopFiles(spark).read(checkpoint.rstrip("/") + "/metadata")
+    metadata = files.read_text(spark, checkpoint.rstrip("/") + "/metadata") or "{}"
     return str(json.loads(metadata.splitlines()[0])["id"])
 
 
@@ -115,18 +117,14 @@ def files_read(spark: SparkSession, checkpoint: str) -> dict[str, int]:
 
     Spark's file source logs them under ``sources/0`` of the checkpoint: one file per batch
     and, every few batches, a ``.compact`` file with all entries so far; each holds a version
-    line, then one JSON entry per file. Empty when the query read no files (a Delta source).
+    line, then one JSON entry per file (a file being written is hidden, ``.N.tmp``). Empty when
+    the query read no files (a Delta source).
     """
-    files = HadoopFiles(spark)
-    log = checkpoint.rstrip("/") + "/sources/0"
     seen: dict[str, int] = {}
-    for name, folder in files.children(log):
-        if folder or name.startswith(".") or name.endswith(".tmp"):
-            continue
-        for line in files.lines(f"{log}/{name}"):
-            if line.startswith("{"):
-                entry = json.loads(line)
-                seen[_key(entry["path"])] = int(entry["timestamp"])
+    for line in files.read_lines(spark, checkpoint.rstrip("/") + "/sources/0"):
+        if line.startswith("{"):
+            entry = json.loads(line)
+            seen[_key(entry["path"])] = int(entry["timestamp"])
     return seen
 
 
@@ -136,7 +134,7 @@ def files_gone(spark: SparkSession, checkpoint: str, folder: str) -> tuple[list[
     before = files_read(spark, checkpoint)
     if not before:
         return [], []
-    now = {_key(p): t for p, t in HadoopFiles(spark).data_files(folder).items()}
+    now = {_key(p): t for p, t in files.data_files(spark, folder).items()}
     removed = sorted(p for p in before if p not in now)
     rewritten = sorted(p for p, t in before.items() if p in now and now[p] != t)
     return removed, rewritten

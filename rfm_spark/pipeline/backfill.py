@@ -248,7 +248,6 @@ def _snapshot_result(
         snapshot_date=snap,
         table_path=run.path,
         version=-1,
-        backend=run.store.backend,
         customers=customers,
         reconciliation=window_reconciliation(span, window),
         scoring=info_of_snapshot(info, snap, list(run.config.scoring.partition_by)),

@@ -11,7 +11,6 @@ treatment arm of each campaign is then written as its contact list, one file per
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass, field
 from functools import reduce
 
@@ -28,6 +27,7 @@ from rfm_spark.experiments import TREATMENT
 from rfm_spark.io.exports import write_result
 from rfm_spark.io.inputs import read_customer_attributes
 from rfm_spark.io.store import TableStore, open_store
+from rfm_spark.paths import join
 from rfm_spark.progress import Progress
 from rfm_spark.schemas import AUDIENCES_PARTITION, AUDIENCES_SCHEMA, AUDIENCES_TABLE
 from rfm_spark.segments import load_scheme
@@ -64,7 +64,7 @@ def run_campaigns(
             table lacks.
     """
     progress = progress or Progress("campaigns")
-    store = open_store(spark, config.output.backend)
+    store = open_store(spark)
     if not store.exists(config.table_path()):
         raise UsageError(
             f"no customer_segments table yet; run 'rfm-spark segment --snapshot-date {day}' first"
@@ -149,7 +149,7 @@ def _contact_lists(
     """One file per campaign: its treatment arm's customers, segment, reason and channel."""
     files = {}
     for c in spec.campaigns:
-        target = os.path.join(out_dir, f"{c.name}-{day.isoformat()}.{fmt}")
+        target = join(out_dir, f"{c.name}-{day.isoformat()}.{fmt}")
         treated = committed.filter((F.col("campaign") == c.name) & (F.col("arm") == TREATMENT))
         write_result(
             treated.select("customer_id", "segment", "reason", "channel").orderBy("customer_id"),

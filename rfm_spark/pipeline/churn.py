@@ -166,7 +166,7 @@ def score_churn(
             raise no_customers(config, snapshot_date - dt.timedelta(days=lookback), snapshot_date)
         path = config.table_path(CHURN_TABLE)
         with progress.step(f"committing to {path}"):
-            version = open_store(spark, config.output.backend).write_partition(
+            version = open_store(spark).write_partition(
                 rows, path, partition_column=SNAPSHOT_COLUMN, partition_value=snapshot_date,
                 metadata={"run_id": run_id, "snapshot_date": snapshot_date.isoformat(),
                           "churn_model_version": str(meta.get("version"))},

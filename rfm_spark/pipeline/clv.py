@@ -39,6 +39,7 @@ from rfm_spark.io.store import open_store
 from rfm_spark.pipeline.rows import no_customers, valid_rows
 from rfm_spark.progress import Progress
 from rfm_spark.schemas import CLV_SCHEMA, CLV_TABLE, SNAPSHOT_COLUMN
+from rfm_spark.session import default_parallelism
 
 FIRST_DAY = dt.date(1900, 1, 1)  # the calibration period starts with the customer's first day
 BGNBD_COLUMNS = ["frequency", "recency", "T", "n"]
@@ -103,7 +104,7 @@ def fit_clv(
             customers = summaries.count()
         if customers == 0:
             raise no_customers(config, FIRST_DAY, snapshot_date)
-        parts = spark.sparkContext.defaultParallelism
+        parts = default_parallelism(spark)
         groups = grouped(summaries).repartition(parts).persist(StorageLevel.MEMORY_AND_DISK)
         with progress.step(f"fitting BG/NBD on {customers:,} customers"):
             bg, bg_ll = _maximise(lambda p: _spark_sum(groups, bgnbd_loglik, BGNBD_COLUMNS, p), 4)
@@ -238,7 +239,7 @@ def score_clv(
     rows = scored.select(
         *[(extra.get(f.name, F.col(f.name))).cast(f.dataType).alias(f.name) for f in CLV_SCHEMA]
     )
-    store = open_store(spark, config.output.backend)
+    store = open_store(spark)
     path = config.table_path(CLV_TABLE)
     rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
     try:

@@ -72,7 +72,7 @@ def evaluate_campaign(
     Raises:
         UsageError: No audiences of the campaign yet, or no day whose window is over.
     """
-    store = open_store(spark, config.output.backend)
+    store = open_store(spark)
     path = config.table_path(AUDIENCES_TABLE)
     audience = (
         store.read(path).filter(F.col("campaign") == F.lit(campaign.name))

@@ -15,7 +15,7 @@ from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.ml.recommendation import ALS, ALSModel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from rfm_spark.config import Config
@@ -49,11 +49,27 @@ class RecommendResult:
     per_segment: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _numbered(rows: DataFrame, column: str, number: str) -> DataFrame:
-    """``column`` and ``number``: its distinct values numbered 0..n-1."""
-    distinct = rows.select(column).distinct()
-    pairs = distinct.rdd.map(lambda r: r[0]).zipWithIndex()
-    return pairs.toDF([column, number]).withColumn(number, F.col(number).cast("int"))
+def _numbered(rows: DataFrame, column: str, number: str, buckets: int = 64) -> DataFrame:
+    """``column`` and ``number``: its distinct values numbered 0..n-1 (ALS wants integer ids).
+
+    Values are spread over ``buckets`` by a hash and ranked within each; a bucket's first
+    number is the count of the buckets before it (one small collect). Deterministic, and no
+    step gathers all values in one partition.
+    """
+    bucketed = (
+        rows.select(column)
+        .distinct()
+        .withColumn("_bucket", F.pmod(F.xxhash64(column), F.lit(buckets)))
+    )
+    counts: dict[int, int] = {
+        int(r[0]): int(r[1]) for r in bucketed.groupBy("_bucket").count().collect()
+    }
+    starts, total = {}, 0
+    for bucket in sorted(counts):
+        starts[bucket], total = total, total + counts[bucket]
+    first = F.create_map(*[F.lit(x) for kv in starts.items() for x in kv])
+    rank = F.row_number().over(Window.partitionBy("_bucket").orderBy(column))
+    return bucketed.select(column, (first[F.col("_bucket")] + rank - 1).cast("int").alias(number))
 
 
 def _als(rank: int) -> ALS:
@@ -164,7 +180,7 @@ def _commit(
     )  # fmt: skip
     path = config.table_path(RECOMMENDATIONS_TABLE)
     with progress.step(f"committing to {path}"):
-        version = open_store(spark, config.output.backend).write_partition(
+        version = open_store(spark).write_partition(
             rows, path, partition_column=SNAPSHOT_COLUMN, partition_value=day,
             metadata={"run_id": run_id, "snapshot_date": day.isoformat()},
         )  # fmt: skip
@@ -175,7 +191,7 @@ def _per_segment(
     spark: SparkSession, config: Config, recs: DataFrame, day: dt.date
 ) -> list[dict[str, Any]]:
     """The three products recommended most in each segment of the snapshot (empty without it)."""
-    store = open_store(spark, config.output.backend)
+    store = open_store(spark)
     if not store.exists(config.table_path()):
         return []
     segments = store.read(config.table_path()).filter(F.col(SNAPSHOT_COLUMN) == F.lit(day))

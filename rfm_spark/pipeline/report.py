@@ -19,7 +19,7 @@ from rfm_spark import transitions as tr
 from rfm_spark.config import Config
 from rfm_spark.errors import SchemeError, TransitionUsageError, UsageError
 from rfm_spark.history import run_metadata
-from rfm_spark.io.files import HadoopFiles
+from rfm_spark.io.exports import write_text
 from rfm_spark.io.store import TableStore, open_store
 from rfm_spark.progress import Progress
 from rfm_spark.report import aggregates as agg
@@ -69,7 +69,7 @@ def run_report(
         data = collect(spark, config, snapshot_date, days=days, outliers=outliers)
     with progress.step("drawing the charts and writing the page"):
         page = render(data, days=days)
-        HadoopFiles(spark).write(out, page)
+        write_text(out, page, spark)
     customers = sum(
         int(r["customers"])
         for r in data.headline.to_dict("records")
@@ -82,7 +82,7 @@ def collect(
     spark: SparkSession, config: Config, snapshot_date: dt.date, *, days: int, outliers: int
 ) -> ReportData:
     """Every aggregate the report shows, collected to the driver."""
-    store = open_store(spark, config.output.backend)
+    store = open_store(spark)
     path = config.table_path()
     if not store.exists(path):
         raise UsageError(

@@ -100,7 +100,6 @@ class SegmentResult:
     snapshot_date: dt.date
     table_path: str
     version: int
-    backend: str
     customers: int
     reconciliation: Reconciliation
     scoring: ScoringInfo

@@ -44,7 +44,7 @@ class Run:
         progress: Where the progress lines go (and the step timings are kept).
         run_id: The id written into every row and commit of the run.
         scheme: The checked segment scheme.
-        store: The table store of ``config.output.backend``.
+        store: The Delta table store.
         path: The ``customer_segments`` table.
         attributes: The checked attribute rules (None: not configured).
     """
@@ -97,7 +97,7 @@ def start_run(
     rules = config.segments.attributes
     attributes = load_attribute_rules(rules) if rules else None
     check_time_zone(spark, config.features.time_zone)
-    store = open_store(spark, config.output.backend)
+    store = open_store(spark)
     path = config.table_path()
     return Run(spark, config, progress, run_id, scheme, store, path, attributes)
 

@@ -106,7 +106,6 @@ def run_segment(
         snapshot_date=snapshot_date,
         table_path=run.path,
         version=committed.version,
-        backend=run.store.backend,
         customers=sum(s.customers for s in summary),
         reconciliation=committed.recon,
         scoring=committed.info,
@@ -223,9 +222,7 @@ def _commit(
         output_rows=customers,
         extra={**model_metadata(model), "made_by": made_by},
     )
-    with run.progress.step(
-        f"scoring, segmenting and committing to {run.path} ({run.store.backend})"
-    ):
+    with run.progress.step(f"scoring, segmenting and committing to {run.path}"):
         version = run.store.write_partition(
             out,
             run.path,
@@ -255,7 +252,6 @@ def replayed(run: Run, version: int, snapshot_date: dt.date) -> SegmentResult:
         snapshot_date=snapshot_date,
         table_path=run.path,
         version=version,
-        backend=run.store.backend,
         customers=sum(s.customers for s in summary),
         reconciliation=Reconciliation(**meta["reconciliation"]),
         scoring=ScoringInfo(

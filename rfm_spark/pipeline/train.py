@@ -53,7 +53,7 @@ def run_train(
     from rfm_spark.io.store import open_store
 
     progress = progress or Progress("train")
-    store = open_store(spark, config.output.backend)
+    store = open_store(spark)
     features = _snapshot_features(store, config.table_path(), snapshot_date)
     try:
         result = _train(spark, config, features, snapshot_date, progress)
