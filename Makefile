@@ -12,7 +12,10 @@ EARLIER ?= 2026-11-09
 REPORT ?= reports/report-$(SNAPSHOT).html
 PYTEST_ARGS ?=
 
-.PHONY: help install chromium run test test-fast lint format typecheck package bench bench-billion clean
+CONNECT_PORT ?= 15002
+SQL_PORT ?= 10000
+
+.PHONY: help install chromium run test test-fast lint format typecheck package bench bench-billion clean connect-server sql-server
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -43,6 +46,12 @@ run: install ## Generate demo data, segment two snapshots in Spark local mode, w
 	$(BIN)/rfm-spark segment --config $(CONFIG) --snapshot-date $(SNAPSHOT)
 	$(BIN)/rfm-spark report --config $(CONFIG) --snapshot-date $(SNAPSHOT) --out $(REPORT)
 	@echo "open $(REPORT) in a browser"
+
+connect-server: install ## Spark Connect server with the Delta connector on 127.0.0.1:15002 (CONNECT_PORT), in the foreground
+	$(BIN)/python -m rfm_spark.servers connect --port $(CONNECT_PORT) --config $(CONFIG)
+
+sql-server: install ## Thrift JDBC/ODBC server over the warehouse tables on 127.0.0.1:10000 (SQL_PORT; CONFIG picks the config)
+	$(BIN)/python -m rfm_spark.servers sql --port $(SQL_PORT) --config $(CONFIG)
 
 test: install ## Run the whole test suite (slow end-to-end tests included)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -292,7 +292,27 @@ def _connect_session(settings: SparkSettings, conf: dict[str, str]) -> SparkSess
             "'rfm-spark[spark]' (pyspark with its connect extras) or 'pyspark-client'"
         ) from None
     _apply_sql_conf(spark, {k: v for k, v in conf.items() if k not in BASE_APP_CONF})
+    _ship_package(spark)
     return spark
+
+
+def _ship_package(spark: SparkSession) -> None:
+    """Send this package to the Connect server's Python workers, as ``--py-files`` does under
+    spark-submit: the CLV fit's ``mapInPandas`` runs functions of ``rfm_spark`` there."""
+    import shutil
+    import tempfile
+
+    import rfm_spark
+
+    folder = Path(tempfile.mkdtemp(prefix="rfm-spark-artifact-"))
+    try:
+        package = Path(rfm_spark.__file__).parent
+        archive = shutil.make_archive(
+            str(folder / "rfm_spark"), "zip", package.parent, package.name
+        )
+        spark.addArtifacts(archive, pyfile=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _apply_sql_conf(spark: SparkSession, conf: Mapping[str, str]) -> None:
@@ -380,3 +400,16 @@ def describe(spark: SparkSession) -> str:
     if is_connect(spark):
         return "Spark Connect"
     return f"master {spark.conf.get('spark.master', None) or '(unknown)'}"
+
+
+def release() -> None:
+    """Close this process's Spark Connect session at the end of a command (the server keeps
+    running): its fitted models live in the server's cache until the session goes, and a
+    process that leaves them to the interpreter's exit can hang there."""
+    if not os.environ.get("SPARK_CONNECT_MODE_ENABLED"):
+        return
+    from pyspark.sql.connect.session import SparkSession as RemoteSession
+
+    active = RemoteSession.getActiveSession()
+    if active is not None:
+        active.stop()

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from rfm_spark.cli.parser import build_parser
 from rfm_spark.errors import RfmError, java_error_line
+from rfm_spark.session import release
 
 
 class _CommandFormat(logging.Formatter):
@@ -78,6 +79,8 @@ def main(
         hint = "" if args.verbose else " (run with --verbose for details)"
         print(f"rfm-spark {args.command}: failed: {line}{hint}", file=sys.stderr)
         return 1
+    finally:
+        release()
 
 
 def entry() -> None:
