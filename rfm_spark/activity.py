@@ -17,7 +17,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from rfm_spark.schemas import ACTIVITY_PARTITION, ACTIVITY_SCHEMA
+from rfm_spark.schemas import ACTIVITY_PARTITION, ACTIVITY_SCHEMA, cast
 from rfm_spark.validation import DUPLICATE, ROW, row_fingerprint
 
 DAY = ACTIVITY_PARTITION
@@ -59,7 +59,7 @@ def unseen_rows(batch: DataFrame, existing: DataFrame, *, dedupe: bool) -> DataF
     seen = existing.select(*KEY, F.explode("fingerprints").alias("_fp")).select(
         *KEY,
         F.lit(None).cast("string").alias("order_id"),
-        F.lit(None).cast(batch.schema["amount"].dataType).alias("amount"),
+        cast(F.lit(None), batch.schema["amount"].dataType).alias("amount"),
         F.col("_fp.h1").alias("_h1"),
         F.col("_fp.h2").alias("_h2"),
         F.lit(0).alias("_new"),
@@ -183,7 +183,7 @@ def merged_days(existing: DataFrame, fresh: DataFrame) -> DataFrame:
         added.unionByName(old)
         .groupBy(*KEY)
         .agg(*(v.alias(k) for k, v in columns.items()))
-        .select(*(F.col(f.name).cast(f.dataType).alias(f.name) for f in ACTIVITY_SCHEMA.fields))
+        .select(*(cast(F.col(f.name), f.dataType).alias(f.name) for f in ACTIVITY_SCHEMA.fields))
     )
 
 

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -198,20 +199,25 @@ class SegmentSettings(_Model):
 
 
 class OutputSettings(_Model):
+    model_config = ConfigDict(frozen=True, extra="forbid", serialize_by_alias=True)
     table: str = "customer_segments"
     quarantine_table: str = "quarantine"
     activity_table: str = "customer_day_activity"
-    # an orchestrator's run id (Airflow's run_id, a Databricks job run id): the same for every
-    # retry of one run, so a retry whose earlier attempt committed writes nothing again
+    # schema (and catalog): register the tables by name (docs/sql.md "By name")
+    schema_name: str | None = Field(default=None, alias="schema")
+    catalog: str | None = None
+    # an orchestrator's run id: the same for every retry of one run (Airflow's run_id)
     idempotency_key: str | None = None
 
-    @field_validator("table", "quarantine_table", "activity_table")
+    @field_validator("table", "quarantine_table", "activity_table", "schema_name", "catalog")
     @classmethod
-    def _name(cls, v: str) -> str:
+    def _name(cls, v: str | None, info: Any) -> str | None:
         import re
 
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
-            raise ValueError(f"table name {v!r} must be letters, digits and underscores")
+        if v is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError(f"name {v!r} must be letters, digits and underscores")
+        if info.field_name == "catalog" and v and not info.data.get("schema_name"):
+            raise ValueError("a catalog needs 'output.schema' too: the schema the tables go in")
         return v
 
 
@@ -297,8 +303,11 @@ class Config(_Model):
         return join(self.warehouse, name or self.output.table)
 
     def fingerprint(self) -> str:
-        """A short stable hash of the effective configuration (recorded with each run)."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """A short stable hash of the effective configuration (recorded with each run); secret
+        settings (keys, tokens, passwords) are left out, so a rotated secret keeps the hash."""
+        data = self.model_dump(mode="json")
+        data["spark"]["conf"] = public_settings(self.spark.conf)
+        payload = json.dumps(data, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def with_overrides(self, overrides: dict[str, Any]) -> Config:
@@ -318,6 +327,14 @@ class Config(_Model):
                 node = node.setdefault(key, {})
             node[leaf] = value
         return _validate(data, source="command-line flags")
+
+
+_SECRET = re.compile(r"secret|password|token|credential|private|signature|account\.key|sas", re.I)
+
+
+def public_settings(conf: dict[str, str]) -> dict[str, str]:
+    """``conf`` without the settings that hold secrets (``fs.s3a.secret.key``, tokens, ...)."""
+    return {k: v for k, v in conf.items() if not _SECRET.search(k)}
 
 
 def format_error(

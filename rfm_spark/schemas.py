@@ -6,6 +6,7 @@ deltalake and DuckDB read back from the written tables.
 
 from __future__ import annotations
 
+from pyspark.sql import Column
 from pyspark.sql import types as T
 
 SNAPSHOT_COLUMN = "snapshot_date"
@@ -181,3 +182,13 @@ MODELS_SCHEMA = T.StructType(
         T.StructField("metadata", T.StringType()),
     ]
 )
+
+
+def cast(column: Column, data_type: T.DataType) -> Column:
+    """``column`` cast to ``data_type``, the type given by its SQL text.
+
+    A Spark Connect client sends a type object's strings with an explicit collation, which Delta
+    then writes into a table's schema as ``string collate UTF8_BINARY`` (a type delta-rs and
+    DuckDB cannot read); the type's text is the plain type on every kind of session.
+    """
+    return column.cast(data_type.simpleString())

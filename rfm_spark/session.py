@@ -16,13 +16,14 @@ The runs never touch ``sparkContext``, the JVM or RDDs, so each works on all thr
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -191,6 +192,22 @@ def delta_conf(conf: Mapping[str, str], *, local: bool, s3: bool = False) -> dic
     return _with_jars(out, found) if found else out
 
 
+# what a JVM this process launches does to its settings first (see use_local_catalog)
+_LOCAL_CATALOG: list[Callable[[dict[str, str]], dict[str, str]]] = []
+
+
+def use_local_catalog(prepare: Callable[[dict[str, str]], dict[str, str]] | None) -> None:
+    """Let ``prepare`` set the catalog of a JVM this process launches (local mode only: under
+    spark-submit or Spark Connect the cluster's or the server's own catalog is used).
+
+    ``prepare`` gets the session's settings just before the launch and returns them with its
+    own (a metastore kept under the warehouse, :mod:`rfm_spark.io.catalog`), or raises to stop
+    the launch with a clear error. None: Spark's default catalog. Only the first session of a
+    process is launched, so this is called before it is built.
+    """
+    _LOCAL_CATALOG[:] = [prepare] if prepare is not None else []
+
+
 def _mode(settings: SparkSettings, remote: str | None) -> str:
     if remote or os.environ.get("SPARK_REMOTE"):
         return "connect"
@@ -272,6 +289,8 @@ def _classic_session(
     if settings.master and local:
         builder = builder.master(settings.master)
     conf = delta_conf(conf, local=local, s3=s3)
+    if local and _LOCAL_CATALOG:
+        conf = _LOCAL_CATALOG[0](conf)
     if log_level and not local:  # a JVM launched here logs as quiet says (its log4j2 file)
         conf.setdefault("spark.log.level", log_level)
     for k, v in conf.items():
@@ -279,8 +298,31 @@ def _classic_session(
     return builder.getOrCreate()
 
 
+def check_reachable(url: str, timeout: float = 10.0) -> None:
+    """Fail at once when nothing listens at a Spark Connect URL (the client would otherwise
+    retry for minutes before giving up).
+
+    Raises:
+        EnvironmentProblem: The server's address does not answer.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.split(";")[0])
+    host, port = parts.hostname or "localhost", parts.port or 15002
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"no Spark Connect server answers at {host}:{port} ({exc.strerror or exc}); start "
+            "one ('make connect-server' locally) or fix SPARK_REMOTE / --remote / spark.remote"
+        ) from None
+
+
 def _connect_session(settings: SparkSettings, conf: dict[str, str]) -> SparkSession:
     """A Spark Connect client session; the server's own settings and jars stay as they are."""
+    url = settings.remote or os.environ.get("SPARK_REMOTE", "")
+    check_reachable(url)
     builder = SparkSession.builder
     if settings.remote:
         builder = builder.remote(settings.remote)
@@ -413,3 +455,11 @@ def release() -> None:
     active = RemoteSession.getActiveSession()
     if active is not None:
         active.stop()
+
+
+def training_partitions(spark: SparkSession, rows: int, per_partition: int = 50_000) -> int:
+    """Partitions for ``rows`` cached rows that MLlib iterates over: about ``per_partition``
+    each, never more than the cores. A cached DataFrame keeps its shuffle's partitions (200 by
+    default; adaptive execution does not coalesce cached plans), and every iteration would run
+    that many tasks for a few thousand customers."""
+    return max(1, min(default_parallelism(spark), math.ceil(rows / per_partition)))

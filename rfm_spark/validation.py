@@ -69,7 +69,7 @@ def _timestamp(raw: Column, dtype: T.DataType, fmt: str | None) -> Column:
     if isinstance(dtype, T.TimestampType):
         return raw
     if isinstance(dtype, (T.TimestampNTZType, T.DateType)):
-        return raw.cast(T.TimestampType())
+        return raw.cast("timestamp")
     text = F.trim(raw.cast("string"))
     return F.try_to_timestamp(text, F.lit(fmt)) if fmt else F.try_to_timestamp(text)
 

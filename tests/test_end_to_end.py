@@ -118,8 +118,10 @@ def test_segment_cli_writes_delta_read_back_independently(
         f"{r}{f}{m}" for r, f, m in zip(df.r_score, df.f_score, df.m_score, strict=False)
     ]
 
-    # a rerun of the same date replaces the partition: one copy of each customer, a new version
-    assert run_segment_cli(demo, tmp_path, "--scoring", "quantile") == 0
+    # a rerun of the same date replaces the partition: one copy of each customer, a new version;
+    # --json prints what an orchestrator needs as one JSON document
+    assert run_segment_cli(demo, tmp_path, "--scoring", "quantile", "--json") == 0
+    printed = json.loads(capsys.readouterr().out)
     table = DeltaTable(str(tmp_path / "customer_segments"))
     assert table.version() == 1
     again = table.to_pandas()
@@ -128,6 +130,10 @@ def test_segment_cli_writes_delta_read_back_independently(
     meta = json.loads(table.history(1)[0]["userMetadata"])
     assert meta["scoring_method"] == "quantile" and meta["snapshot_date"] == SNAPSHOT.isoformat()
     recon = json.loads(meta["reconciliation"])
+    assert (printed["command"], printed["status"], printed["version"]) == ("segment", "ok", 1)
+    assert printed["run_id"] == again["run_id"].iloc[0] == meta["run_id"]
+    assert printed["reconciliation"] == recon and printed["customers"] == expected_customers
+    assert sum(s["customers"] for s in printed["summary"]) == expected_customers
     assert recon["input_rows"] == len(tx)
     assert recon["input_rows"] == recon["used"] + recon["before_window"] + recon[
         "after_snapshot"

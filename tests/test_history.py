@@ -228,3 +228,11 @@ def test_a_retried_run_with_the_same_idempotency_key_writes_nothing(
     assert not rerun.replayed and rerun.version == first.version + 1
     latest = DeltaTable(str(tmp_path / "customer_segments")).history(1)[0]
     assert json.loads(latest["userMetadata"])["made_by"] == "full"
+    # the same key for another date, or for a backfill, is refused before anything is written
+    for other in (
+        lambda: run_segment(spark, keyed, D1 + dt.timedelta(days=14), progress=quiet),
+        lambda: run_backfill(spark, keyed, [D1, D1 + dt.timedelta(days=7)], progress=quiet),
+    ):
+        with pytest.raises(UsageError, match=f"'airflow-42' was already used for segment {D1}"):
+            other()
+    assert DeltaTable(str(tmp_path / "customer_segments")).version() == rerun.version

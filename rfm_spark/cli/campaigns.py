@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rfm_spark.cli.machine import emit, json_option
 from rfm_spark.cli.options import command, common
 from rfm_spark.cli.runtime import config_from, spark_session
 from rfm_spark.config import parse_date
@@ -45,6 +46,7 @@ def add_campaigns(sub: Any) -> None:
         metavar="PATH",
         help="customers table with the opt-in and attribute columns (input.customers_path)",
     )
+    json_option(run)
     common(run)
     run.set_defaults(func=cmd_campaigns_run)
     ev = actions.add_parser(
@@ -85,6 +87,9 @@ def cmd_campaigns_run(args: argparse.Namespace) -> int:
     result = run_campaigns(
         spark, config, spec, day, args.out, fmt=args.format, run_id=new_run_id(), progress=progress
     )
+    if args.json:
+        emit("campaigns run", result, date=day)
+        return 0
     rows = [
         [c.name, c.channel, f"{result.counts.get((c.name, 'treatment'), 0):,}",
          f"{result.counts.get((c.name, 'control'), 0):,}", result.files[c.name]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rfm_spark.cli.machine import emit, json_option
 from rfm_spark.cli.options import command, common
 from rfm_spark.cli.runtime import config_from, spark_session
 from rfm_spark.config import parse_date
@@ -47,7 +48,9 @@ def add_churn(sub: Any) -> None:
     train.add_argument(
         "--horizon-days", type=int, default=90, metavar="H", help="churned: no purchase in H days"
     )
+    json_option(train)
     common(train)
+    json_option(score)
     common(score)
     train.set_defaults(func=cmd_churn_train)
     score.set_defaults(func=cmd_churn_score)
@@ -75,6 +78,9 @@ def cmd_churn_train(args: argparse.Namespace) -> int:
     progress = Progress("churn", quiet=args.quiet)
     spark = spark_session(config, args)
     t = train_churn(spark, config, day, horizon_days=args.horizon_days, progress=progress)
+    if args.json:
+        emit("churn train", t)
+        return 0
     parts = ", ".join(f"{n:,} {name}" for name, n in t.customers.items())
     print(f"trained on the snapshot {t.trained_on} ({parts} customers; "
           f"{t.churn_rate:.1%} bought nothing in the {t.horizon_days} days after)")  # fmt: skip
@@ -98,6 +104,9 @@ def cmd_churn_score(args: argparse.Namespace) -> int:
     progress = Progress("churn", quiet=args.quiet)
     spark = spark_session(config, args)
     path, version, bands = score_churn(spark, config, day, run_id=new_run_id(), progress=progress)
+    if args.json:
+        emit("churn score", None, table=path, version=version, snapshot_date=day, bands=bands)
+        return 0
     shown = ", ".join(f"{bands.get(b, 0):,} {b}" for b in ("high", "medium", "low"))
     print(f"churn risk as of {day}: {shown}")
     print(f"{path} version {version}")

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from rfm_spark.cli.machine import emit, json_option
 from rfm_spark.cli.options import command, common
 from rfm_spark.cli.runtime import config_from, spark_session
 from rfm_spark.config import parse_date
@@ -42,6 +43,7 @@ def add_clv(sub: Any) -> None:
         "--time-unit", choices=["day", "week"], default="day", help="of recency and age (day)"
     )
     fit.add_argument("--output", metavar="FILE.json", help="also write the fit here")
+    json_option(fit)
     common(fit)
     fit.set_defaults(func=cmd_clv_fit)
     score = actions.add_parser(
@@ -61,6 +63,7 @@ def add_clv(sub: Any) -> None:
     score.add_argument(
         "--horizon-days", type=int, default=90, metavar="N", help="prediction horizon (90)"
     )
+    json_option(score)
     common(score)
     score.set_defaults(func=cmd_clv_score)
 
@@ -86,6 +89,9 @@ def cmd_clv_fit(args: argparse.Namespace) -> int:
     text = json.dumps(record, indent=2) + "\n"
     if args.output:
         write_text(args.output, text, spark)
+    if args.json:
+        emit("clv fit", record, fit_version=version, output=args.output)
+        return 0
     print(text, end="")
     saved = f"CLV fit version {version} in {config.table_path('model_versions')}"
     print(f"saved {saved}" + (f" and wrote {args.output}" if args.output else ""))
@@ -124,6 +130,9 @@ def cmd_clv_score(args: argparse.Namespace) -> int:
         spark, config, fit, day, horizon_days=args.horizon_days, run_id=new_run_id(),
         progress=progress,
     )  # fmt: skip
+    if args.json:
+        emit("clv score", result, snapshot_date=day, horizon_days=args.horizon_days)
+        return 0
     print(
         f"{result.customers:,} customers as of {day}: {result.expected_purchases:,.1f} purchases "
         f"and {result.clv:,.2f} expected in the next {args.horizon_days} days"

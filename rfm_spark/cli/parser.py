@@ -15,6 +15,7 @@ from rfm_spark.cli.campaigns import add_campaigns
 from rfm_spark.cli.churn import add_churn
 from rfm_spark.cli.clv import add_clv
 from rfm_spark.cli.crosstab import add_crosstab
+from rfm_spark.cli.machine import json_option
 from rfm_spark.cli.maintenance import cmd_optimize, cmd_vacuum
 from rfm_spark.cli.options import (
     EPILOG,
@@ -25,6 +26,7 @@ from rfm_spark.cli.options import (
 )
 from rfm_spark.cli.reads import cmd_export, cmd_history, cmd_report, cmd_transitions
 from rfm_spark.cli.recommend import add_recommend
+from rfm_spark.cli.register import add_register
 from rfm_spark.cli.runs import cmd_backfill, cmd_generate, cmd_segment
 from rfm_spark.cli.training import cmd_train
 
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_recommend,
         _add_vacuum,
         _add_optimize,
+        add_register,
     ):
         add(sub)
     return parser
@@ -144,6 +147,7 @@ def _add_segment(sub: Any) -> None:
         "(features.files_per_batch)",
     )
     _segment_options(seg)
+    json_option(seg)
     common(seg)
     seg.set_defaults(func=cmd_segment)
 
@@ -167,6 +171,7 @@ def _add_backfill(sub: Any) -> None:
         "--single-commit", action="store_true", help="commit all snapshots in one Delta commit"
     )
     _segment_options(bf)
+    json_option(bf)
     common(bf)
     bf.set_defaults(func=cmd_backfill)
 
@@ -339,6 +344,7 @@ def _add_train(sub: Any) -> None:
     )
     trn.add_argument("--seed", type=int, help="random seed (default 42)")
     table_option(trn, "segments table")
+    json_option(trn)
     common(trn)
     trn.set_defaults(func=cmd_train)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rfm_spark.cli.machine import emit, json_option
 from rfm_spark.cli.options import command, common
 from rfm_spark.cli.runtime import config_from, spark_session
 from rfm_spark.config import parse_date
@@ -38,6 +39,7 @@ def add_recommend(sub: Any) -> None:
         "--product-column", default="product_id", metavar="COL", help="of the transactions"
     )
     rec.add_argument("--lookback-days", type=int, metavar="N", help="purchases used (365)")
+    json_option(rec)
     common(rec)
     rec.set_defaults(func=cmd_recommend)
 
@@ -65,6 +67,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         spark, config, day, top=args.top, rank=args.rank, product_column=args.product_column,
         run_id=new_run_id(), progress=progress,
     )  # fmt: skip
+    if args.json:
+        emit("recommend", r, snapshot_date=day)
+        return 0
     print(f"precision@{K} on the last purchase day of {r.evaluated:,} customers:")
     rows = [["ALS", f"{r.precision:.4f}"], [f"{K} most popular products", f"{r.baseline:.4f}"]]
     print(format_table(["recommender", f"precision@{K}"], rows, "lr"))

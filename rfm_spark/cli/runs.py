@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from rfm_spark.cli import render
+from rfm_spark.cli.machine import emit
 from rfm_spark.cli.runtime import config_from, spark_session
 from rfm_spark.config import parse_date
 
@@ -90,6 +91,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
     progress = Progress("segment", quiet=args.quiet)
     spark = spark_session(config, args)
     result = run_segment(spark, config, snapshot, progress=progress, rebuild=rebuild)
+    if args.json:
+        emit("segment", result)
+        return 0
     print(render.segment_report(result, config.output.idempotency_key))
     return 0
 
@@ -106,5 +110,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     progress = Progress("backfill", quiet=args.quiet)
     spark = spark_session(config, args)
     result = run_backfill(spark, config, dates, single_commit=args.single_commit, progress=progress)
+    if args.json:
+        emit("backfill", result)
+        return 0
     print(render.backfill_report(result, dates))
     return 0

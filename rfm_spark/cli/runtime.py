@@ -68,8 +68,10 @@ def spark_session(config: Config, args: argparse.Namespace) -> Any:
     Returns:
         The session, after one progress line naming Spark's version and where it runs.
     """
+    from rfm_spark.io.catalog import name_tables
     from rfm_spark.session import build_spark, describe
 
+    name_tables(config)  # output.schema: the tables' names, and the warehouse's metastore
     spark = build_spark(
         config.spark,
         quiet=not args.verbose,

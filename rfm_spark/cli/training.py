@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from rfm_spark.cli import render
+from rfm_spark.cli.machine import emit
 from rfm_spark.cli.runtime import config_from, spark_session
 from rfm_spark.config import parse_date
 
@@ -33,5 +34,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     spark = spark_session(config, args)
     run = run_train(spark, config, snapshot, progress=Progress("train", quiet=args.quiet))
+    if args.json:
+        emit(
+            "train",
+            run.model.metadata(),
+            path=run.model.path,
+            reason=run.result.reason,
+            profiles=run.profiles,
+            profiles_version=run.profiles_version,
+        )
+        return 0
     print(render.train_report(run))
     return 0

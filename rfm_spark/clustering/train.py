@@ -21,9 +21,7 @@ from rfm_spark.clustering.model import ALGORITHMS, FEATURES, ClusterModel, KScor
 from rfm_spark.clustering.naming import name_clusters
 from rfm_spark.clustering.selection import Choice, reason, score_ks
 from rfm_spark.errors import ConfigError, MissingColumnsError, ModelError
-from rfm_spark.session import default_parallelism
-
-_ROWS_PER_TRAINING_PARTITION = 50_000
+from rfm_spark.session import training_partitions
 
 
 @dataclass(frozen=True)
@@ -129,13 +127,7 @@ def _fit_sample(
     prep = stages.preparation().fit(sample)
     # The sample is small by design; spread over many partitions, MLlib's per-iteration
     # jobs would cost more in task overhead than in computation.
-    partitions = max(
-        1,
-        min(
-            default_parallelism(sample.sparkSession),
-            math.ceil(sample_rows / _ROWS_PER_TRAINING_PARTITION),
-        ),
-    )
+    partitions = training_partitions(sample.sparkSession, sample_rows)
     scaled = prep.transform(sample).select(stages.SCALED).coalesce(partitions).cache()
     try:
         scores, best = score_ks(

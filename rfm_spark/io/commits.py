@@ -14,12 +14,13 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 
-from rfm_spark.errors import TableError
+from rfm_spark.errors import TableError, UsageError
 
 log = logging.getLogger(__name__)
 
 WRITE_ID_KEY = "rfm_write_id"
 TXN_KEY = "rfm_txn"
+TXN_FOR_KEY = "rfm_txn_for"
 
 _UTC = datetime.timezone.utc
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
@@ -31,10 +32,13 @@ class Txn:
 
     A table remembers the highest version committed for each application id; a write whose
     version is not above it is skipped, so a retried run (same ``app_id``) never commits twice.
+    ``purpose`` (the command and its dates) is kept with the commit, so that a key reused for
+    another run is refused instead of silently writing nothing.
     """
 
     app_id: str
     version: int = 0
+    purpose: str = ""
 
     @property
     def key(self) -> str:
@@ -128,15 +132,18 @@ def encode_metadata(
     the idempotent write's key)."""
     out: dict[str, str] = {}
     for key, value in (metadata or {}).items():
-        if not isinstance(key, str) or key in (WRITE_ID_KEY, TXN_KEY):
+        if not isinstance(key, str) or key in (WRITE_ID_KEY, TXN_KEY, TXN_FOR_KEY):
             raise TableError(
                 f"Cannot write {path}: metadata key {key!r} is not allowed (keys must be strings, "
-                f"{WRITE_ID_KEY!r} and {TXN_KEY!r} are reserved). Fix: rename the key."
+                f"{WRITE_ID_KEY!r}, {TXN_KEY!r} and {TXN_FOR_KEY!r} are reserved). Fix: rename "
+                "the key."
             )
         out[key] = value if isinstance(value, str) else str(value)
     out[WRITE_ID_KEY] = write_id
     if txn is not None:
         out[TXN_KEY] = txn.key
+        if txn.purpose:
+            out[TXN_FOR_KEY] = txn.purpose
     return json.dumps(out, sort_keys=True, ensure_ascii=False)
 
 
@@ -174,6 +181,22 @@ def version_at(commits: Sequence[Commit], timestamp: datetime.datetime, path: st
             "timestamp at or after it, or a version number."
         )
     return max(candidates)
+
+
+def check_purpose(commit: Commit, txn: Txn, path: str) -> None:
+    """Refuse a write whose idempotent identity an earlier commit used for another purpose.
+
+    Raises:
+        UsageError: The earlier commit of ``txn`` was made for another command or date.
+    """
+    earlier = commit.metadata.get(TXN_FOR_KEY, "")
+    if txn.purpose and earlier and earlier != txn.purpose:
+        key = txn.app_id.removeprefix("rfm-spark:")
+        raise UsageError(
+            f"the idempotency key {key!r} was already used for {earlier} (version "
+            f"{commit.version} of {path}), so this {txn.purpose} would write nothing. Give each "
+            "run its own key, e.g. the orchestrator's run id, which differs per date and task"
+        )
 
 
 def check_version(version: int, latest: int, path: str) -> None:

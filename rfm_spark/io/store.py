@@ -23,10 +23,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from rfm_spark.errors import ConcurrentWriteError, TableError, java_error_line
+from rfm_spark.io.catalog import after_commit
 from rfm_spark.io.commits import (
     TXN_KEY,
     Commit,
     Txn,
+    check_purpose,
     check_version,
     check_write_args,
     decode_metadata,
@@ -158,11 +160,16 @@ class TableStore:
         return reader.option("versionAsOf", version).load(absolute(path))
 
     def txn_version(self, path: str, txn: Txn) -> int | None:
-        """The version whose commit carried ``txn`` (from the commit metadata); None if none."""
+        """The version whose commit carried ``txn`` (from the commit metadata); None if none.
+
+        Raises:
+            UsageError: That commit was made for another purpose (a reused idempotency key).
+        """
         if not self.exists(path):
             return None
         for commit in self._commits(path):
             if commit.metadata.get(TXN_KEY) == txn.key:
+                check_purpose(commit, txn, path)
                 return commit.version
         return None
 
@@ -274,7 +281,9 @@ class TableStore:
                 # replaces its own partitions like any later write.
                 if exists or attempt == CREATE_ATTEMPTS or not _lost_creation_race(exc):
                     raise _write_error(exc, path) from exc
-        return self.committed_version(path, write_id, txn)
+        version = self.committed_version(path, write_id, txn)
+        after_commit(self.spark, path)  # its name in the catalog, with output.schema
+        return version
 
     def _check_schema(
         self, df: DataFrame, path: str, partition_column: str

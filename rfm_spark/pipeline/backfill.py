@@ -114,6 +114,10 @@ def run_backfill(
         raise ConfigError("backfill needs at least one snapshot date")
     run = start_run(spark, config, "backfill", progress=progress, run_id=run_id)
     sorted_dates = sorted(set(dates))
+    run = replace(run, purpose=f"backfill {sorted_dates[0]}..{sorted_dates[-1]}")
+    txn = commit_txn(run)
+    if txn is not None:
+        run.store.txn_version(run.path, txn)  # a key used for another run is refused here
     run.progress.info(
         f"run {run.run_id}: {len(sorted_dates)} snapshots {sorted_dates[0]} .. "
         f"{sorted_dates[-1]}, scoring {config.scoring.method}, scheme {run.scheme.name}"
@@ -317,7 +321,7 @@ def _commit_once(
                 "output_rows": str(sum(r.customers for r in results)),
             },
             table_properties=run.config.history.table_properties(),
-            txn=commit_txn(run.config),
+            txn=commit_txn(run),
         )
     return version
 
@@ -334,6 +338,6 @@ def _commit_snapshot(
             partition_value=snap,
             metadata=metadata,
             table_properties=run.config.history.table_properties(),
-            txn=commit_txn(run.config, index),
+            txn=commit_txn(run, index),
         )
     return version

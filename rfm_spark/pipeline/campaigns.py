@@ -29,7 +29,7 @@ from rfm_spark.io.inputs import read_customer_attributes
 from rfm_spark.io.store import TableStore, open_store
 from rfm_spark.paths import join
 from rfm_spark.progress import Progress
-from rfm_spark.schemas import AUDIENCES_PARTITION, AUDIENCES_SCHEMA, AUDIENCES_TABLE
+from rfm_spark.schemas import AUDIENCES_PARTITION, AUDIENCES_SCHEMA, AUDIENCES_TABLE, cast
 from rfm_spark.segments import load_scheme
 
 
@@ -87,7 +87,7 @@ def run_campaigns(
         F.lit(day).alias(AUDIENCES_PARTITION), "campaign", "customer_id", "arm", "segment",
         "reason", F.element_at(channel, F.col("campaign")).alias("channel"),
         F.lit(run_id).alias("run_id"),
-    ).select(*[F.col(f.name).cast(f.dataType) for f in AUDIENCES_SCHEMA.fields])  # fmt: skip
+    ).select(*[cast(F.col(f.name), f.dataType).alias(f.name) for f in AUDIENCES_SCHEMA.fields])  # fmt: skip
     with progress.step(f"building {len(spec.campaigns)} audience(s) for {day} into {path}"):
         version = store.write_partition(
             rows,

@@ -27,7 +27,8 @@ from rfm_spark.io.churn_models import load_churn_model, save_churn_model
 from rfm_spark.io.store import open_store
 from rfm_spark.pipeline.rows import no_customers, valid_rows
 from rfm_spark.progress import Progress
-from rfm_spark.schemas import CHURN_SCHEMA, CHURN_TABLE, SNAPSHOT_COLUMN
+from rfm_spark.schemas import CHURN_SCHEMA, CHURN_TABLE, SNAPSHOT_COLUMN, cast
+from rfm_spark.session import training_partitions
 
 SEED = 42
 
@@ -77,7 +78,9 @@ def train_churn(
     data = labelled(
         churn_features(daily, trained_on, lookback),
         churn_labels(daily, trained_on, horizon_days),
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    data = data.coalesce(training_partitions(spark, data.count()))
+    data = data.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         _check_outcome_known(daily, snapshot_date, trained_on)
         with progress.step(f"features of {trained_on} and churn in the {horizon_days} days after"):
@@ -157,7 +160,7 @@ def score_churn(
     extra = {SNAPSHOT_COLUMN: F.lit(snapshot_date), "model_version": F.lit(meta.get("version")),
              "run_id": F.lit(run_id)}  # fmt: skip
     rows = scored.select(
-        *[extra.get(f.name, F.col(f.name)).cast(f.dataType).alias(f.name) for f in CHURN_SCHEMA]
+        *[cast(extra.get(f.name, F.col(f.name)), f.dataType).alias(f.name) for f in CHURN_SCHEMA]
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         with progress.step(f"scoring the customers of {snapshot_date}"):

@@ -38,7 +38,7 @@ from rfm_spark.features import daily_aggregates
 from rfm_spark.io.store import open_store
 from rfm_spark.pipeline.rows import no_customers, valid_rows
 from rfm_spark.progress import Progress
-from rfm_spark.schemas import CLV_SCHEMA, CLV_TABLE, SNAPSHOT_COLUMN
+from rfm_spark.schemas import CLV_SCHEMA, CLV_TABLE, SNAPSHOT_COLUMN, cast
 from rfm_spark.session import default_parallelism
 
 FIRST_DAY = dt.date(1900, 1, 1)  # the calibration period starts with the customer's first day
@@ -237,7 +237,7 @@ def score_clv(
         "run_id": F.lit(run_id),
     }
     rows = scored.select(
-        *[(extra.get(f.name, F.col(f.name))).cast(f.dataType).alias(f.name) for f in CLV_SCHEMA]
+        *[cast(extra.get(f.name, F.col(f.name)), f.dataType).alias(f.name) for f in CLV_SCHEMA]
     )
     store = open_store(spark)
     path = config.table_path(CLV_TABLE)

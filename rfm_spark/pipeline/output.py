@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from rfm_spark.attributes import ATTRIBUTES_COLUMN, AttributeRules, assign_attributes
 from rfm_spark.clustering import ClusterModel, assign_clusters
 from rfm_spark.config import Config
-from rfm_spark.schemas import OUTPUT_SCHEMA, SNAPSHOT_COLUMN
+from rfm_spark.schemas import OUTPUT_SCHEMA, SNAPSHOT_COLUMN, cast
 from rfm_spark.segments import Scheme, assign_segments
 from rfm_spark.sqltext import exact_col
 
@@ -64,7 +64,7 @@ def to_output(
     extra[ATTRIBUTES_COLUMN] = F.lit(None)  # set by segment_rows when there are rules
     return df.select(
         *[
-            (extra[f.name] if f.name in extra else exact_col(f.name)).cast(f.dataType).alias(f.name)
+            cast(extra[f.name] if f.name in extra else exact_col(f.name), f.dataType).alias(f.name)
             for f in OUTPUT_SCHEMA.fields
         ]
     )
@@ -104,7 +104,9 @@ def segment_rows(
     if attributes is not None:
         a = attributes
         named = assign_attributes(out, a.rules, a.customers, a.behaviour)
-        out = named.select(*[F.col(f.name).cast(f.dataType) for f in OUTPUT_SCHEMA.fields])
+        out = named.select(
+            *[cast(F.col(f.name), f.dataType).alias(f.name) for f in OUTPUT_SCHEMA.fields]
+        )
     if model is not None:
         out = assign_clusters(out, model).select(*OUTPUT_SCHEMA.fieldNames())
     return out

@@ -69,7 +69,7 @@ def write_quarantine(
             else validated.sparkSession.createDataFrame([], QUARANTINE_SCHEMA)
         )
         with run.progress.step(f"writing {total:,} quarantined row(s) to {path}"):
-            version = _replace(run, rows, path, snapshot_date, recon, commit_txn(config))
+            version = _replace(run, rows, path, snapshot_date, recon, commit_txn(run))
     check_share(run, recon)
     return (path if version is not None else None), version
 

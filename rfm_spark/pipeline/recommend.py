@@ -32,7 +32,7 @@ from rfm_spark.recommend import (
     purchases,
     top_per_segment,
 )
-from rfm_spark.schemas import RECOMMENDATIONS_SCHEMA, RECOMMENDATIONS_TABLE, SNAPSHOT_COLUMN
+from rfm_spark.schemas import RECOMMENDATIONS_SCHEMA, RECOMMENDATIONS_TABLE, SNAPSHOT_COLUMN, cast
 
 SEED = 42
 K = 10  # precision@10
@@ -175,7 +175,7 @@ def _commit(
 ) -> tuple[int, str]:  # fmt: skip
     extra = {SNAPSHOT_COLUMN: F.lit(day), "run_id": F.lit(run_id)}
     rows = out.select(
-        *[extra.get(f.name, F.col(f.name)).cast(f.dataType).alias(f.name)
+        *[cast(extra.get(f.name, F.col(f.name)), f.dataType).alias(f.name)
           for f in RECOMMENDATIONS_SCHEMA]
     )  # fmt: skip
     path = config.table_path(RECOMMENDATIONS_TABLE)

@@ -47,6 +47,8 @@ class Run:
         store: The Delta table store.
         path: The ``customer_segments`` table.
         attributes: The checked attribute rules (None: not configured).
+        purpose: The command and its dates (``segment 2026-11-23``), kept with the commits
+            of an idempotency key so that the key cannot be reused for another run.
     """
 
     spark: SparkSession
@@ -57,6 +59,7 @@ class Run:
     store: TableStore
     path: str
     attributes: AttributeRules | None = None
+    purpose: str = ""
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -127,14 +130,15 @@ def current_model(run: Run) -> ClusterModel | None:
     return model
 
 
-def commit_txn(config: Config, index: int = 0) -> Txn | None:
+def commit_txn(run: Run, index: int = 0) -> Txn | None:
     """The idempotent-write identity of a run's ``index``-th commit to a table.
 
     Only when the run has an idempotency key (an orchestrator's run id: the same for every
-    retry of one run), so that a retry finds the commits an earlier attempt made.
+    retry of one run), so that a retry finds the commits an earlier attempt made, and a key
+    reused for another command or date is refused.
     """
-    key = config.output.idempotency_key
-    return Txn(app_id=f"rfm-spark:{key}", version=index) if key else None
+    key = run.config.output.idempotency_key
+    return Txn(f"rfm-spark:{key}", index, run.purpose) if key else None
 
 
 def commit_metadata(

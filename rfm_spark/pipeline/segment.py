@@ -8,7 +8,7 @@ idempotency key returns the earlier attempt's commit instead of writing again.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 
@@ -83,7 +83,8 @@ def run_segment(
         The committed version with its reconciliation, scoring and segment summary.
     """
     run = start_run(spark, config, "segment", progress=progress, run_id=run_id)
-    txn = commit_txn(config)
+    run = replace(run, purpose=f"segment {snapshot_date}")
+    txn = commit_txn(run)
     done = run.store.txn_version(run.path, txn) if txn is not None else None
     if done is not None:
         run.progress.info(f"idempotency key {config.output.idempotency_key!r} already committed")

@@ -35,6 +35,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from rfm_spark.errors import ConfigError
+from rfm_spark.schemas import cast
 from rfm_spark.scoring.keys import (
     AXES,
     ID,
@@ -212,7 +213,7 @@ def _cut_keys(
                 F.lit(x.axis).alias("axis"),
                 F.col(f"_rid_{x.axis}").alias("rid"),
                 *[
-                    (F.col(f"_key_{b}") if b == x.axis else F.lit(None).cast(key_type[b])).alias(
+                    (F.col(f"_key_{b}") if b == x.axis else cast(F.lit(None), key_type[b])).alias(
                         f"_k{b}"
                     )
                     for b in AXES
