@@ -68,14 +68,8 @@ class CsvOptions(_Model):
 
 
 class ReturnMarker(_Model):
-    """Which rows are returns (negative amounts that are allowed).
-
-    ``column: null``: every negative amount is a return or cancellation. With a column and no
-    ``values``, the column is numeric and a negative value marks a return (e.g. ``quantity``);
-    with ``values``, a row is a return when the column's text is one of them (case and
-    surrounding blanks ignored). A negative amount on any other row is quarantined as
-    ``negative_not_return``.
-    """
+    """Which rows are returns, whose negative amounts are allowed (README "Bad rows"): every
+    negative amount (no ``column``), a negative ``column`` value, or one of its ``values``."""
 
     column: str | None = None
     values: list[str] = Field(default_factory=list)
@@ -88,13 +82,8 @@ class ReturnMarker(_Model):
 
 
 class InputSettings(_Model):
-    """Where the transactions (and optionally the customers) are read from.
-
-    ``customers_path``: a customers table (same format as the transactions) joined on
-    ``customer_id`` to bring in the ``scoring.partition_by`` columns such as ``country``.
-    ``customer_id_type``: ``integer`` quarantines ids that are not whole numbers (and reads
-    ``007`` and ``7`` as the same customer); ``string`` takes any non-blank text.
-    """
+    """Where the transactions (and the customers and products) are read from; README
+    "Configuration" says what each key does."""
 
     path: str | None = None
     format: InputFormat = "parquet"
@@ -107,14 +96,8 @@ class InputSettings(_Model):
 
 
 class ValidationSettings(_Model):
-    """What happens to bad rows (README "Bad rows and the quarantine").
-
-    ``duplicates: quarantine`` moves exact copies of a row (every input column equal) to the
-    quarantine and keeps one; ``keep`` uses every copy and reads only the needed columns (no
-    row fingerprint, sort or duplicate grouping: about a fifth less time end to end).
-    ``max_quarantine_share``: the run fails when more than this share of the input rows is
-    quarantined (the quarantine is still written, the segments are not).
-    """
+    """What happens to bad rows (README "Bad rows and the quarantine"): exact copies go to the
+    quarantine (or are all kept), and a run with more bad rows than the share fails."""
 
     duplicates: Literal["quarantine", "keep"] = "quarantine"
     max_quarantine_share: float = Field(default=0.05, ge=0, le=1)
@@ -212,8 +195,6 @@ class OutputSettings(_Model):
     @field_validator("table", "quarantine_table", "activity_table", "schema_name", "catalog")
     @classmethod
     def _name(cls, v: str | None, info: Any) -> str | None:
-        import re
-
         if v is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
             raise ValueError(f"name {v!r} must be letters, digits and underscores")
         if info.field_name == "catalog" and v and not info.data.get("schema_name"):

@@ -23,7 +23,7 @@ from pathlib import Path
 from rfm_spark.config import Config, load_config
 from rfm_spark.errors import EnvironmentProblem, RfmError, UsageError
 from rfm_spark.io.catalog import local_metastore
-from rfm_spark.session import BASE_CONF, check_java, delta_conf
+from rfm_spark.spark_conf import BASE_CONF, check_java, delta_conf
 
 CONNECT_SERVER = "org.apache.spark.sql.connect.service.SparkConnectServer"
 CONNECT_PORT = 15002

@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 from rfm_spark.config import ColumnMapping, CsvOptions, InputSettings
 from rfm_spark.errors import EnvironmentProblem, InputError, MissingColumnsError
 from rfm_spark.io.inputs import read_transactions
-from rfm_spark.session import check_java, java_major_version
+from rfm_spark.spark_conf import check_java, java_major_version
 
 
 def test_csv_with_mapping_and_timestamp_format(spark: SparkSession, tmp_path: Path) -> None:

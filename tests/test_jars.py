@@ -12,7 +12,7 @@ import pyspark
 import pytest
 
 from rfm_spark import jars
-from rfm_spark.session import DELTA_CATALOG, DELTA_EXTENSION, delta_conf
+from rfm_spark.spark_conf import DELTA_CATALOG, DELTA_EXTENSION, delta_conf
 
 
 @pytest.mark.parametrize(
