@@ -60,13 +60,13 @@ test-fast: install ## Run the tests without the slow end-to-end ones
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: install ## ruff lint + format check, mypy on the package
-	$(BIN)/ruff check rfm_spark jobs tests benchmarks
-	$(BIN)/ruff format --check rfm_spark jobs tests benchmarks
+	$(BIN)/ruff check rfm_spark jobs tests benchmarks docs/examples
+	$(BIN)/ruff format --check rfm_spark jobs tests benchmarks docs/examples
 	$(BIN)/mypy
 
 format: install ## Format and auto-fix with ruff
-	$(BIN)/ruff format rfm_spark jobs tests benchmarks
-	$(BIN)/ruff check --fix rfm_spark jobs tests benchmarks
+	$(BIN)/ruff format rfm_spark jobs tests benchmarks docs/examples
+	$(BIN)/ruff check --fix rfm_spark jobs tests benchmarks docs/examples
 
 package: install ## Build the wheel and dist/rfm_spark.zip for spark-submit --py-files
 	rm -rf dist build

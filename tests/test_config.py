@@ -97,3 +97,21 @@ def test_parse_date() -> None:
         ConfigError, match="--snapshot-date '23/11/2026' is not a date; use YYYY-MM-DD"
     ):
         parse_date("23/11/2026", "--snapshot-date")
+
+
+def test_secret_settings_stay_out_of_the_fingerprint() -> None:
+    """A rotated secret keeps the hash recorded with each run; other settings change it."""
+    base = Config().with_overrides({"spark.conf": {"spark.sql.shuffle.partitions": "8"}})
+    secrets = {
+        "spark.hadoop.fs.s3a.secret.key": "s3cr3t",
+        "spark.hadoop.fs.s3a.session.token": "t0ken",
+        "spark.hadoop.fs.azure.account.key.acct.dfs.core.windows.net": "k3y",
+        "spark.hadoop.javax.jdo.option.ConnectionPassword": "pw",
+    }
+    with_secrets = base.with_overrides({"spark.conf": {**base.spark.conf, **secrets}})
+    rotated = base.with_overrides(
+        {"spark.conf": {**base.spark.conf, **{k: v + "2" for k, v in secrets.items()}}}
+    )
+    assert base.fingerprint() == with_secrets.fingerprint() == rotated.fingerprint()
+    other = base.with_overrides({"spark.conf": {"spark.sql.shuffle.partitions": "9"}})
+    assert other.fingerprint() != base.fingerprint()

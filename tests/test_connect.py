@@ -250,11 +250,45 @@ def test_files_equal_local_mode(sides: tuple[Side, Side, Path]) -> None:
 
 
 def test_the_report_says_the_same(sides: tuple[Side, Side, Path]) -> None:
-    """The pages differ only in their images' bytes and the time they were made."""
+    """The pages differ only in their images' bytes, their warehouse, the time they were made
+    and the runs' ids."""
 
     def words(side: Side) -> str:
-        page = (side.out / "report.html").read_text()
+        page = (side.out / "report.html").read_text().replace(str(side.warehouse), "<warehouse>")
         page = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)
+        page = re.sub(r"\d{8}T\d{6}Z-[0-9a-f]{8}", "<run>", page)
         return re.sub(r"\d{4}-\d\d-\d\dT?\s?\d\d:\d\d(:\d\d)?\S*", "<time>", page)
 
     assert words(sides[1]) == words(sides[0])
+
+
+def test_incremental_runs_are_refused_through_connect(
+    sides: tuple[Side, Side, Path], demo: Path, server: str
+) -> None:
+    """Their streaming query hands batches to this process; the run says so, writes nothing."""
+    remote = sides[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_")}
+    env["SPARK_REMOTE"] = server
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rfm_spark.cli",
+            "segment",
+            "--incremental",
+            "--snapshot-date",
+            str(END),
+            "--input",
+            str(demo / "transactions"),
+            "--warehouse",
+            str(remote.warehouse / "incremental"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "incremental runs need a classic session" in done.stderr
+    assert not (remote.warehouse / "incremental" / "customer_day_activity").exists()

@@ -12,7 +12,8 @@ import pyspark
 import pytest
 
 from rfm_spark import jars
-from rfm_spark.spark_conf import DELTA_CATALOG, DELTA_EXTENSION, delta_conf
+from rfm_spark.errors import EnvironmentProblem
+from rfm_spark.spark_conf import DELTA_CATALOG, DELTA_EXTENSION, check_spark_version, delta_conf
 
 
 @pytest.mark.parametrize(
@@ -76,3 +77,24 @@ def test_session_settings_with_and_without_jars(
     # an offline machine: no jars to add; the session then stops at require_delta
     monkeypatch.setenv(jars.JARS_ENV, str(tmp_path / "empty"))
     assert "spark.driver.extraClassPath" not in delta_conf(base, local=True)
+
+
+@pytest.mark.parametrize(
+    ("version", "supported"),
+    [
+        ("4.0.1", True),
+        ("4.1.0", True),
+        ("4.2.0", True),
+        ("4.2.3", True),
+        ("4.0.0", False),
+        ("3.5.4", False),
+        ("4.3.0", False),
+        ("5.0.0", False),
+    ],
+)
+def test_a_spark_outside_the_supported_range_is_refused(version: str, supported: bool) -> None:
+    if supported:
+        check_spark_version(version)
+    else:
+        with pytest.raises(EnvironmentProblem, match=rf"Spark {version} found; .* 4\.0\.1 to 4\.2"):
+            check_spark_version(version)

@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 
 from rfm_spark.clustering import ClusterModel
 from rfm_spark.config import Config
+from rfm_spark.errors import UsageError
 from rfm_spark.io.commits import Txn
 from rfm_spark.pipeline.incremental import Window, activity_features, ingest
 from rfm_spark.pipeline.quarantine import write_quarantine
@@ -37,6 +38,7 @@ from rfm_spark.pipeline.run import (
 from rfm_spark.progress import Progress
 from rfm_spark.schemas import SNAPSHOT_COLUMN
 from rfm_spark.scoring import ScoringInfo, score
+from rfm_spark.session import is_connect
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ def run_segment(
     start = snapshot_date - dt.timedelta(days=config.features.lookback_days)
     snap = _Snapshot(date=snapshot_date, start=start, now=dt.datetime.now(dt.timezone.utc))
     if config.features.mode == "incremental":
+        check_classic(spark)
         committed = _incremental(run, snap, model, txn, rebuild=rebuild)
     else:
         committed = _score_and_commit(run, snap, model, txn)
@@ -234,6 +237,21 @@ def _commit(
             txn=txn,
         )
     return version, info
+
+
+def check_classic(spark: SparkSession) -> None:
+    """Refuse an incremental run on a Spark Connect session.
+
+    Raises:
+        UsageError: The session is a Spark Connect client's: the streaming query would hand its
+            micro-batches to a function on the server, without this run's state.
+    """
+    if is_connect(spark):
+        raise UsageError(
+            "incremental runs need a classic session (local or spark-submit): their streaming "
+            "query hands each batch of new rows to this process, which a Spark Connect server "
+            "cannot; run with --full through Spark Connect"
+        )
 
 
 def replayed(run: Run, version: int, snapshot_date: dt.date) -> SegmentResult:
